@@ -1,0 +1,117 @@
+"""Records shared by solvers, accelerators and the iteration loop."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from torch import Tensor
+
+from deq_explorer.operators.base import LinearOperator
+
+__all__ = ["Accelerator", "FixedPointMap", "Iterate", "Solution", "Status", "StopRule"]
+
+
+class Status(str, enum.Enum):
+    """Where an iteration stands."""
+
+    RUNNING = "running"
+    CONVERGED = "converged"
+    MAX_ITER = "max_iter"
+    DIVERGED = "diverged"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class FixedPointMap:
+    """A solver written as ``z ← T(z)``.
+
+    Attributes
+    ----------
+    T : callable
+        The map on the state ``z`` (a tensor ``(B, k·C, H, W)``; solvers with
+        several variables stack them along the channel axis).
+    z0 : Tensor
+        Starting state.
+    image : callable
+        Reads the image ``(B, C, H, W)`` out of a state.
+    op : LinearOperator
+        Operator the map solves with (for data consistency).
+    y : Tensor
+        Measurement.
+    name : str
+        Solver name, for labels.
+    """
+
+    T: Callable[[Tensor], Tensor]
+    z0: Tensor
+    image: Callable[[Tensor], Tensor]
+    op: LinearOperator
+    y: Tensor
+    name: str = ""
+
+
+class Accelerator(Protocol):
+    """Hyper-parameters (a frozen dataclass) plus a pure step rule.
+
+    ``state = acc.init(z0)``; each iteration the loop evaluates ``Tz = T(z)``
+    and calls ``z_next, state = acc.step(z, Tz, state)``.
+    """
+
+    def init(self, z0: Tensor) -> Any: ...
+
+    def step(self, z: Tensor, Tz: Tensor, state: Any) -> tuple[Tensor, Any]: ...
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When :func:`iterate` stops.
+
+    Attributes
+    ----------
+    max_iter : int
+        Iteration budget.
+    tol : float
+        Stop when the relative residual ``‖T(z) − z‖/‖z‖`` falls below it (0 = never).
+    diverge_at : float
+        Largest magnitude allowed in the iterate before it counts as diverged.
+    """
+
+    max_iter: int = 100
+    tol: float = 1e-4
+    diverge_at: float = 1e10
+
+
+@dataclass(frozen=True)
+class Iterate:
+    """What the loop reports after iteration ``k`` (1-based).
+
+    ``x`` is the image after the iteration, ``change`` is ``|x_k − x_{k−1}|``
+    per pixel, ``residual`` the relative fixed-point residual, ``consistency``
+    ``‖Ax − y‖/‖y‖`` (batch mean), ``psnr``/``ssim`` against the reference
+    when one is given (else ``None``), ``seconds`` elapsed since the start.
+    ``status`` is RUNNING except on the last iterate a loop yields.
+    """
+
+    k: int
+    x: Tensor
+    change: Tensor
+    residual: float
+    consistency: float
+    psnr: float | None
+    ssim: float | None
+    seconds: float
+    status: Status = Status.RUNNING
+
+
+@dataclass(frozen=True)
+class Solution:
+    """The outcome of :func:`solve`: final image, status and the history of metrics."""
+
+    x: Tensor
+    status: Status
+    iterations: int
+    seconds: float
+    history: dict[str, list[float | None]] = field(default_factory=dict)

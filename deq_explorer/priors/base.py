@@ -1,0 +1,73 @@
+"""The denoiser and prior contracts that classical and neural priors share."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from torch import Tensor, nn
+
+__all__ = ["Denoiser", "DenoiserPrior", "Prior"]
+
+
+@runtime_checkable
+class Denoiser(Protocol):
+    """Anything mapping a noisy image and a noise level to a clean estimate.
+
+    ``denoiser(x, sigma) -> x_hat`` with ``x`` of shape ``(B, C, H, W)`` and
+    ``sigma`` a float (or ``(B,)`` tensor) on the [0, 1] intensity scale.
+    """
+
+    def __call__(self, x: Tensor, sigma: float | Tensor) -> Tensor: ...
+
+
+class Prior:
+    """A regulariser ``g`` used through its denoiser ``D``.
+
+    PnP algorithms call :meth:`prox` (``prox_{γg}``), RED algorithms call
+    :meth:`red_grad` (``x − D(x)``). Subclasses implement :meth:`denoise`;
+    classical priors with a true proximal operator override :meth:`prox`.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, for labels and metadata.
+    sigma : float
+        Default noise level fed to the denoiser.
+    module : torch.nn.Module or None
+        The trainable network, if any (training and DEQ use it).
+    """
+
+    name: str = "prior"
+    sigma: float = 0.0
+    module: nn.Module | None = None
+
+    def denoise(self, x: Tensor, sigma: float | Tensor | None = None) -> Tensor:
+        """``D_σ(x)``; ``sigma=None`` uses :attr:`sigma`."""
+        raise NotImplementedError
+
+    def prox(self, x: Tensor, gamma: float) -> Tensor:
+        """``prox_{γg}(x)``; for denoiser priors the denoiser itself (PnP)."""
+        return self.denoise(x)
+
+    def red_grad(self, x: Tensor) -> Tensor:
+        """RED gradient ``x − D(x)``."""
+        return x - self.denoise(x)
+
+    def to(self, device: str | None = None, dtype=None) -> Prior:  # noqa: ANN001
+        """Move any network to ``device``/``dtype``; returns ``self``."""
+        if self.module is not None:
+            self.module.to(device=device, dtype=dtype)
+        return self
+
+
+class DenoiserPrior(Prior):
+    """Adapt any :class:`Denoiser` (a network, a function) into a :class:`Prior`."""
+
+    def __init__(self, denoiser: Denoiser, sigma: float, name: str = "denoiser") -> None:
+        self.denoiser = denoiser
+        self.sigma = float(sigma)
+        self.name = name
+        self.module = denoiser if isinstance(denoiser, nn.Module) else None
+
+    def denoise(self, x: Tensor, sigma: float | Tensor | None = None) -> Tensor:
+        return self.denoiser(x, self.sigma if sigma is None else sigma)

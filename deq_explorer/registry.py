@@ -1,0 +1,282 @@
+"""Named registries of operators, priors, solvers and accelerators.
+
+Every registry maps a stable name to a *factory*: a callable whose keyword
+parameters (with defaults) are the entry's user-facing options. A *spec* string
+``name:key=value,...`` selects an entry and sets some of its options; values are
+converted to the type of the parameter's default (or its annotation).
+
+Third-party packs register through the entry-point group
+``deq_explorer.plugins``: each entry point names a callable taking no argument
+that calls ``register`` on the registries below. Packs are loaded lazily the
+first time any registry is queried; a pack that fails is reported by name (see
+:func:`plugin_errors`) and whatever it registered is rolled back.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Entry",
+    "Registry",
+    "SpecError",
+    "accelerators",
+    "load_plugins",
+    "operators",
+    "parse_spec",
+    "plugin_errors",
+    "priors",
+    "solvers",
+]
+
+ENTRY_POINT_GROUP = "deq_explorer.plugins"
+T = TypeVar("T")
+
+
+class SpecError(ValueError):
+    """A spec string names an unknown entry or sets an option badly."""
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered name.
+
+    Attributes
+    ----------
+    name : str
+        The stable registry name.
+    factory : callable
+        Builds the object; its keyword parameters are the options.
+    summary : str
+        One line for listings and ``--help``.
+    source : str
+        ``"builtin"`` or the name of the plugin pack that registered it.
+    metadata : dict
+        Free-form facts (for checkpoints: architecture, recipe, metrics ...).
+    """
+
+    name: str
+    factory: Callable[..., T]
+    summary: str = ""
+    source: str = "builtin"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def options(self) -> dict[str, Any]:
+        """Keyword options of the factory and their defaults (no context args)."""
+        out = {}
+        for p in inspect.signature(self.factory).parameters.values():
+            if p.kind is p.KEYWORD_ONLY and p.default is not p.empty:
+                out[p.name] = p.default
+        return out
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """Split ``"name:k=v,k2=v2"`` into ``("name", {"k": "v", "k2": "v2"})``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise SpecError(f"empty spec {spec!r}: expected 'name' or 'name:key=value,...'")
+    name, _, rest = spec.strip().partition(":")
+    params: dict[str, str] = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise SpecError(f"bad option {item!r} in {spec!r}: expected key=value")
+        params[key.strip()] = value.strip()
+    return name.strip(), params
+
+
+def _convert(value: str, default: Any, annotation: Any, where: str) -> Any:
+    kind = type(default) if default is not None else annotation
+    origin = typing.get_origin(kind)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        kinds = [a for a in typing.get_args(kind) if a is not type(None)]
+        if value.lower() == "none":
+            return None
+        kind = kinds[0] if kinds else str
+    try:
+        if kind is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind is int:
+            return int(value)
+        if kind is float:
+            return float(value)
+    except ValueError:
+        name = getattr(kind, "__name__", str(kind))
+        raise SpecError(f"{where}: cannot read {value!r} as {name}") from None
+    return value
+
+
+class Registry(Generic[T]):
+    """Names → factories for one kind of object (``"operator"``, ``"prior"`` ...)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+        self._aliases: dict[str, str] = {}
+
+    # -- registration -----------------------------------------------------
+    def register(
+        self,
+        name: str,
+        factory: Callable[..., T] | None = None,
+        *,
+        summary: str = "",
+        aliases: tuple[str, ...] = (),
+        metadata: dict[str, Any] | None = None,
+        replace: bool = False,
+    ) -> Callable[..., Any]:
+        """Register ``factory`` under ``name``; usable as a decorator.
+
+        Raises
+        ------
+        ValueError
+            If the name is taken (unless ``replace``) or the factory is not callable.
+        """
+
+        def add(f: Callable[..., T]) -> Callable[..., T]:
+            if not callable(f):
+                raise ValueError(f"{self.kind} {name!r}: factory {f!r} is not callable")
+            if not name or not isinstance(name, str) or ":" in name or "," in name:
+                raise ValueError(f"bad {self.kind} name {name!r}: no ':' or ',' allowed")
+            if not replace and (name in self._entries or name in self._aliases):
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            doc = summary or (inspect.getdoc(f) or "").split("\n")[0]
+            entry = Entry(name, f, doc, _current_source[-1], dict(metadata or {}))
+            self._entries[name] = entry
+            for alias in aliases:
+                self._aliases[alias] = name
+            return f
+
+        return add if factory is None else add(factory)
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (and aliases pointing to it) if present."""
+        self._entries.pop(name, None)
+        for alias in [a for a, n in self._aliases.items() if n == name]:
+            del self._aliases[alias]
+
+    # -- lookup -------------------------------------------------------------
+    def names(self) -> list[str]:
+        """Registered names (aliases excluded), in registration order."""
+        load_plugins()
+        return list(self._entries)
+
+    def entries(self) -> Iterator[Entry[T]]:
+        """All entries, in registration order."""
+        load_plugins()
+        return iter(list(self._entries.values()))
+
+    def __contains__(self, name: object) -> bool:
+        load_plugins()
+        return name in self._entries or name in self._aliases
+
+    def entry(self, name: str) -> Entry[T]:
+        """The entry for ``name`` or an alias; unknown names list the known ones."""
+        load_plugins()
+        name = self._aliases.get(name, name)
+        if name not in self._entries:
+            known = ", ".join(self._entries) or "(none)"
+            raise SpecError(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}")
+        return self._entries[name]
+
+    def get(self, name: str) -> Callable[..., T]:
+        """The factory registered as ``name``."""
+        return self.entry(name).factory
+
+    def build(self, spec: str, **context: Any) -> T:
+        """Build the object a spec string describes.
+
+        Parameters
+        ----------
+        spec : str
+            ``name`` or ``name:key=value,...``.
+        **context
+            Arguments supplied by the caller, not the user (image shape,
+            device, the operator a solver works with ...). They are passed
+            through unchanged and cannot be set from the spec.
+        """
+        name, raw = parse_spec(spec)
+        entry = self.entry(name)
+        sig = inspect.signature(entry.factory)
+        try:
+            hints = typing.get_type_hints(entry.factory)
+        except Exception:  # noqa: BLE001 - annotations are only a conversion hint
+            hints = {}
+        options = entry.options()
+        params: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in context or key not in options:
+                accepted = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "none"
+                raise SpecError(
+                    f"{self.kind} {entry.name!r} has no option {key!r}; options: {accepted}"
+                )
+            where = f"{self.kind} {entry.name!r} option {key!r}"
+            params[key] = _convert(value, options[key], hints.get(key, str), where)
+        unknown_ctx = [k for k in context if k not in sig.parameters]
+        if unknown_ctx and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+            context = {k: v for k, v in context.items() if k in sig.parameters}
+        return entry.factory(**context, **params)
+
+
+operators: Registry[Any] = Registry("operator")
+priors: Registry[Any] = Registry("prior")
+solvers: Registry[Any] = Registry("solver")
+accelerators: Registry[Any] = Registry("accelerator")
+_ALL = (operators, priors, solvers, accelerators)
+
+_current_source: list[str] = ["builtin"]
+_plugin_state: dict[str, Any] = {"loaded": False, "errors": {}}
+
+
+def plugin_errors() -> dict[str, str]:
+    """Plugin packs that failed to load: ``{pack name: error message}``."""
+    load_plugins()
+    return dict(_plugin_state["errors"])
+
+
+def load_plugins(reload: bool = False) -> None:
+    """Load every pack of the entry-point group ``deq_explorer.plugins`` once.
+
+    A pack whose loading raises is reported (a warning naming it and
+    :func:`plugin_errors`) and its registrations are rolled back; the others,
+    and the built-ins, stay usable.
+    """
+    if _plugin_state["loaded"] and not reload:
+        return
+    _plugin_state["loaded"] = True
+    if reload:
+        for reg in _ALL:
+            for name in [n for n, e in reg._entries.items() if e.source != "builtin"]:
+                reg.unregister(name)
+        _plugin_state["errors"] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        before = {id(reg): set(reg._entries) for reg in _ALL}
+        _current_source.append(ep.name)
+        try:
+            hook = ep.load()
+            if not callable(hook):
+                raise TypeError(f"entry point {ep.value!r} is not callable")
+            hook()
+        except Exception as exc:  # noqa: BLE001 - a broken pack must not break the explorer
+            for reg in _ALL:
+                for name in set(reg._entries) - before[id(reg)]:
+                    reg.unregister(name)
+            message = f"{type(exc).__name__}: {exc}"
+            _plugin_state["errors"][ep.name] = message
+            warnings.warn(
+                f"deq-explorer plugin pack {ep.name!r} failed to load and was skipped: {message}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        finally:
+            _current_source.pop()
