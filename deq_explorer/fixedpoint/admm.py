@@ -1,0 +1,121 @@
+"""Two-variable ADMM solvers: PnP-ADMM and the MCNet implicit layer.
+
+Their state stacks two images along the channel axis, ``z = (a, b)`` of shape
+``(B, 2C, H, W)``; the first half is the image the map reports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from deq_explorer.fixedpoint._checks import positive, start
+from deq_explorer.fixedpoint.base import FixedPointMap
+from deq_explorer.operators.base import LinearOperator
+from deq_explorer.priors.base import Prior
+from deq_explorer.registry import solvers
+
+__all__ = ["mcnet_admm", "pnp_admm"]
+
+
+def _stacked(
+    first: Tensor,
+    channels: int,
+    op: LinearOperator,
+    y: Tensor,
+    T: Callable[[Tensor], Tensor],
+    name: str,
+) -> FixedPointMap:
+    """The map for a state ``(first, 0)`` whose image is the first ``channels`` channels."""
+    z0 = torch.cat([first, torch.zeros_like(first)], dim=1)
+    return FixedPointMap(T=T, z0=z0, image=lambda z: z[:, :channels], op=op, y=y, name=name)
+
+
+@solvers.register("pnp-admm")
+def pnp_admm(
+    op: LinearOperator,
+    prior: Prior,
+    y: Tensor,
+    w: Tensor | None = None,
+    *,
+    gamma: float = 1.0,
+) -> FixedPointMap:
+    """PnP-ADMM on the state (v, u): x = prox_γg(v − u), v ← prox_γh(x + u), u ← u + x − v (gamma).
+
+    ``prox_γh`` is ``prior.prox(·, γ)`` (for a denoiser prior, the denoiser).
+    The reported image is ``v``.
+
+    Parameters
+    ----------
+    op, prior, y
+        Operator, prior and measurement ``(B, *op.y_shape)``.
+    w : Tensor, optional
+        Starting ``v`` ``(B, C, H, W)``; default ``op.init(y)``; ``u`` starts at 0.
+    gamma : float
+        Penalty / step γ > 0.
+    """
+    positive("pnp-admm", gamma=gamma)
+    C = op.x_shape[0]
+
+    def T(z: Tensor) -> Tensor:
+        v, u = z[:, :C], z[:, C:]
+        x = op.prox_data(v - u, y, gamma)
+        v_next = prior.prox(x + u, gamma)
+        return torch.cat([v_next, u + x - v_next], dim=1)
+
+    return _stacked(start(op, y, w, "pnp-admm"), C, op, y, T, "pnp-admm")
+
+
+@solvers.register("mcnet-admm")
+def mcnet_admm(
+    op: LinearOperator,
+    prior: Prior,
+    y: Tensor,
+    w: Tensor | None = None,
+    *,
+    eps: float = 0.0,
+    beta: float = 1.0,
+    rho: float = 1.0,
+) -> FixedPointMap:
+    """MCNet ADMM layer on (x, λ), constrained to ‖Ax − y‖ ≤ ε (eps, beta, rho).
+
+    Solves ``min_{x ∈ S} f(x) + (β/2)‖x − w‖²`` with ``S = {x : ‖Ax − y‖ ≤ ε}``
+    and ``prox_f`` replaced by the prior's denoiser ``R`` (third seed paper)::
+
+        u  = R(x + λ)
+        x' = Π_S[(β w + ρ(u − λ)) / (β + ρ)]
+        λ' = λ + x' − u
+
+    Every reported ``x`` lies in ``S`` (for ε = 0 it reproduces ``y``).
+
+    Parameters
+    ----------
+    op, prior, y
+        Operator, prior and measurement ``(B, *op.y_shape)``.
+    w : Tensor, optional
+        Backbone output ``(B, C, H, W)`` (any image, e.g. a bicubic upsampling);
+        default ``op.init(y)``. ``x`` starts at ``w``, ``λ`` at 0.
+    eps : float
+        Radius ε ≥ 0 of the consistency set.
+    beta : float
+        Weight β > 0 of the pull towards ``w``.
+    rho : float
+        Augmented-Lagrangian parameter ρ > 0.
+    """
+    positive("mcnet-admm", beta=beta, rho=rho)
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"mcnet-admm: option eps must be a number ≥ 0; got {eps!r}")
+    C = op.x_shape[0]
+    w = start(op, y, w, "mcnet-admm")
+    pull = beta / (beta + rho) * w
+
+    def T(z: Tensor) -> Tensor:
+        x, lam = z[:, :C], z[:, C:]
+        u = prior.denoise(x + lam)
+        x_next = op.project(pull + rho / (beta + rho) * (u - lam), y, eps)
+        return torch.cat([x_next, lam + x_next - u], dim=1)
+
+    return _stacked(w, C, op, y, T, "mcnet-admm")
