@@ -1,0 +1,31 @@
+"""Deep-equilibrium layer and its backward rules (implicit, Jacobian-free, unrolled)."""
+
+from deq_explorer.deq.fixed_point import (
+    FixedPointResult,
+    fixed_point,
+    mse_residual,
+    relative_residual,
+)
+from deq_explorer.deq.layer import (
+    DEQ,
+    Backward,
+    DEQStats,
+    Forward,
+    Implicit,
+    JacobianFree,
+    Unrolled,
+)
+
+__all__ = [
+    "DEQ",
+    "Backward",
+    "DEQStats",
+    "FixedPointResult",
+    "Forward",
+    "Implicit",
+    "JacobianFree",
+    "Unrolled",
+    "fixed_point",
+    "mse_residual",
+    "relative_residual",
+]

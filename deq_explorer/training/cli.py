@@ -1,0 +1,160 @@
+"""``deq-explorer train``: flags generated from :class:`TrainConfig`, a progress bar, exit codes.
+
+Flags are ``--field-name`` for every recipe field (``--multitask-draws``,
+``--mcnet-beta`` for the nested ones); ``--config recipe.toml`` loads a file
+first and explicit flags override it. Runs under ``torchrun`` too::
+
+    torchrun --nproc_per_node 2 -m deq_explorer.training.cli --mode awgn ...
+
+Exit codes: 0 done (finished or stopped), 2 bad input or failed training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import typing
+from typing import Any
+
+from deq_explorer.training.config import ConfigError, TrainConfig, field_types
+from deq_explorer.training.events import (
+    CheckpointEvent,
+    DoneEvent,
+    FailedEvent,
+    StepEvent,
+    ValEvent,
+)
+
+__all__ = ["add_arguments", "main", "run"]
+
+_NESTED = ("multitask", "mcnet")
+
+
+def _flags(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """``(flag, dest, type, help)`` for every leaf field of ``cls``."""
+    out = []
+    kinds = field_types(cls)
+    for f in dataclasses.fields(cls):
+        kind = kinds[f.name]
+        if dataclasses.is_dataclass(kind):
+            out += _flags(kind, f"{prefix}{f.name}-")
+            continue
+        name = f"{prefix}{f.name}"
+        out.append(
+            (f"--{name.replace('_', '-')}", name.replace("-", "__"), kind, f.metadata["help"])
+        )
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``train`` flags to ``parser`` (defaults ``None`` = not given)."""
+    parser.add_argument("--config", metavar="FILE.toml", help="recipe file; flags override it")
+    parser.add_argument("--no-register", action="store_true", help="do not register the result")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    defaults = TrainConfig()
+    for flag, dest, kind, help_ in _flags(TrainConfig):
+        owner, _, leaf = dest.rpartition("__")
+        default = getattr(getattr(defaults, owner) if owner else defaults, leaf)
+        shown = list(default) if isinstance(default, tuple) else default
+        kw: dict[str, Any] = {"dest": dest, "default": None, "help": f"{help_} [{shown!r}]"}
+        if typing.get_origin(kind) is tuple:
+            (item,) = {a for a in typing.get_args(kind) if a is not Ellipsis}
+            kw.update(nargs="*", type=item, metavar=item.__name__.upper())
+        elif kind is dict:
+            kw.update(type=json.loads, metavar="JSON")
+        else:
+            kw.update(type=kind, metavar=kind.__name__.upper())
+        if dest == "mode":
+            kw["choices"] = ["awgn", "deq", "mismatched", "multitask", "mcnet"]
+        parser.add_argument(flag, **kw)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The recipe of ``--config`` (if any) with every given flag applied on top."""
+    values: dict[str, Any] = {}
+    if args.config:
+        values = TrainConfig.from_toml(args.config).to_dict()
+    for _, dest, _, _ in _flags(TrainConfig):
+        v = getattr(args, dest, None)
+        if v is None:
+            continue
+        owner, _, leaf = dest.rpartition("__")
+        (values.setdefault(owner, {}) if owner else values)[leaf] = v
+    return TrainConfig.from_dict(values)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train as ``args`` says; print progress to stderr and the result to stdout."""
+    try:
+        config = config_from_args(args)
+    except (ConfigError, json.JSONDecodeError) as exc:
+        print(f"deq-explorer train: error: {exc}", file=sys.stderr)
+        return 2
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    bar = None
+    if main_process and not args.quiet:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=config.steps if not config.epochs else None, unit="step", file=sys.stderr
+            )
+        except ImportError:  # a line per step instead
+            bar = None
+    done: DoneEvent | None = None
+    try:
+        from deq_explorer.training.loop import train
+
+        for ev in train(config):
+            if isinstance(ev, StepEvent):
+                post = f"loss {ev.loss:.4g} lr {ev.lr:.2g} fwd {ev.fwd_iters} bwd {ev.bwd_iters}"
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(post)
+                elif main_process and not args.quiet:
+                    print(f"step {ev.step}: {post}", file=sys.stderr)
+            elif isinstance(ev, ValEvent) and main_process and not args.quiet:
+                msg = f"step {ev.step}: validation PSNR {ev.psnr:.2f} dB, SSIM {ev.ssim:.4f}"
+                (
+                    bar.write(msg, file=sys.stderr)
+                    if bar is not None
+                    else print(msg, file=sys.stderr)
+                )
+            elif isinstance(ev, CheckpointEvent) and bar is not None:
+                bar.write(f"checkpoint {ev.path} (step {ev.step})", file=sys.stderr)
+            elif isinstance(ev, FailedEvent):
+                print(f"deq-explorer train: error: {ev.message}", file=sys.stderr)
+                return 2
+            elif isinstance(ev, DoneEvent):
+                done = ev
+    finally:
+        if bar is not None:
+            bar.close()
+    if done is None:  # a non-main DDP process
+        return 0
+    result: dict[str, Any] = {"status": done.status, "checkpoint": done.path, "steps": done.step,
+                              **done.metrics}  # fmt: skip
+    if not args.no_register:
+        from deq_explorer.priors.checkpoint import CheckpointError, register_checkpoint
+
+        try:
+            result["prior"] = register_checkpoint(done.path, config.name or None, replace=True)
+        except CheckpointError as exc:
+            print(f"deq-explorer train: could not register the prior: {exc}", file=sys.stderr)
+            return 2
+    print(json.dumps(result))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m deq_explorer.training.cli`` (and of torchrun)."""
+    parser = argparse.ArgumentParser(prog="deq-explorer train", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""Training images: a folder or the built-in offline photos, random crops, a validation split.
+
+Every draw is a pure function of ``(seed, step, rank)``: the batch of step
+``k`` is the same whether a run got there uninterrupted or was resumed, and
+each DDP process sees its own shard.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["BUILTIN", "ImageData", "generator", "load_images"]
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+#: the offline photos of DESIGN.md: scikit-image, PyWavelets and matplotlib sample data
+BUILTIN = (
+    "astronaut", "camera", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "coins",
+    "moon", "clock", "hubble_deep_field", "text", "page", "aero", "ascent", "grace_hopper",
+)  # fmt: skip
+
+
+def generator(seed: int, *keys: int) -> torch.Generator:
+    """A CPU generator seeded by mixing ``seed`` and ``keys`` (step, rank, stream ...)."""
+    words = [int(k) % 2**32 for k in (seed, *keys)]  # negative keys name auxiliary streams
+    state = np.random.SeedSequence(words).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _to_float(a: np.ndarray, channels: int, where: str) -> Tensor:
+    """``(H, W[, C])`` image → ``(channels, H, W)`` float32 in [0, 1]."""
+    if np.issubdtype(a.dtype, np.integer):
+        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
+    elif a.dtype == bool:
+        a = a.astype(np.float32)
+    else:
+        a = a.astype(np.float32)
+        hi = float(np.nanmax(a)) if a.size else 0.0
+        if hi > 1.0:
+            a = a / hi
+    if a.ndim == 3 and a.shape[-1] == 4:
+        a = a[..., :3]
+    if a.ndim == 3 and a.shape[-1] == 3:
+        if channels == 1:
+            a = a @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    elif a.ndim == 3 and a.shape[-1] == 2:  # gray + alpha
+        a = a[..., 0]
+    if a.ndim != 2 and not (a.ndim == 3 and a.shape[-1] == 3):
+        raise ValueError(f"{where}: expected a gray or RGB image, got array of shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{where}: image contains NaN or Inf pixels")
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
+    if t.shape[0] != channels:
+        t = t.expand(channels, *t.shape[1:])
+    return t.clamp(0, 1).contiguous()
+
+
+def _builtin(name: str) -> np.ndarray:
+    if name in ("aero", "ascent"):
+        import pywt.data
+
+        return getattr(pywt.data, name)()
+    if name == "grace_hopper":
+        import matplotlib.image
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            return matplotlib.image.imread(f, format="jpg")
+    import skimage.data
+
+    return getattr(skimage.data, name)()
+
+
+def load_images(source: str, channels: int = 1) -> list[tuple[str, Tensor]]:
+    """Load every image of ``source``.
+
+    Parameters
+    ----------
+    source : str
+        A folder (searched recursively for png/jpg/tif/bmp files) or ``"builtin"``.
+    channels : int
+        1 (colour images are converted to luminance) or 3 (gray images are repeated).
+
+    Returns
+    -------
+    list of (name, Tensor)
+        Images ``(channels, H, W)`` float32 in [0, 1], in a fixed (sorted) order.
+    """
+    if source == "builtin":
+        return [(n, _to_float(_builtin(n), channels, f"builtin {n}")) for n in BUILTIN]
+    folder = Path(source)
+    if not folder.is_dir():
+        raise ValueError(f"data {source!r} is neither 'builtin' nor an existing folder of images")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+    if not files:
+        raise ValueError(f"no png/jpg/tif images found under {source!r}")
+    import skimage.io
+
+    out = []
+    for p in files:
+        try:
+            a = skimage.io.imread(p)
+        except Exception as exc:
+            raise ValueError(f"cannot read image {str(p)!r}: {exc}") from None
+        out.append((str(p.relative_to(folder)), _to_float(np.asarray(a), channels, str(p))))
+    return out
+
+
+def _centre(x: Tensor, side: int) -> Tensor:
+    h, w = x.shape[-2:]
+    top, left = (h - side) // 2, (w - side) // 2
+    return x[..., top : top + side, left : left + side]
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """Training images of one process and the shared validation crops.
+
+    Attributes
+    ----------
+    train : list of Tensor
+        This rank's training images ``(C, H, W)`` (each at least ``crop`` on a side).
+    val : Tensor
+        Validation centre crops ``(V, C, val_crop, val_crop)`` (``V`` may be 0).
+    names : tuple of str
+        Names of the training images of this rank (for the checkpoint metadata).
+    val_names : tuple of str
+        Names of the validation images.
+    total : int
+        Training images over all ranks.
+    """
+
+    train: list[Tensor]
+    val: Tensor
+    names: tuple[str, ...]
+    val_names: tuple[str, ...]
+    total: int
+
+    @classmethod
+    def load(
+        cls,
+        source: str,
+        *,
+        channels: int,
+        crop: int,
+        val_images: int,
+        val_crop: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> ImageData:
+        """Load ``source``, hold out ``val_images`` images (seeded choice), shard the rest."""
+        images = load_images(source, channels)
+        if len(images) <= val_images:
+            raise ValueError(
+                f"data {source!r} has {len(images)} image(s); need more than val_images="
+                f"{val_images} (one at least for training)"
+            )
+        order = torch.randperm(len(images), generator=generator(seed, -1)).tolist()
+        held = [images[i] for i in order[:val_images]]
+        rest = [images[i] for i in sorted(order[val_images:])]
+        small = [n for n, x in held if min(x.shape[-2:]) < val_crop]
+        if small:
+            raise ValueError(
+                f"validation image(s) {small} are smaller than val_crop={val_crop}; lower val_crop"
+            )
+        kept = [(n, x) for n, x in rest if min(x.shape[-2:]) >= crop]
+        if len(kept) < len(rest):
+            dropped = sorted({n for n, _ in rest} - {n for n, _ in kept})
+            warnings.warn(f"skipped images smaller than crop={crop}: {dropped}", stacklevel=2)
+        if not kept:
+            raise ValueError(f"no training image of {source!r} is at least {crop}×{crop}")
+        total = len(kept)
+        if total >= world_size:
+            kept = kept[rank::world_size]
+        val = torch.stack([_centre(x, val_crop) for _, x in held]) if held else torch.empty(0)
+        return cls(
+            train=[x for _, x in kept],
+            val=val,
+            names=tuple(n for n, _ in kept),
+            val_names=tuple(n for n, _ in held),
+            total=total,
+        )
+
+    def steps_per_epoch(self, batch: int) -> int:
+        """Steps that visit every training image of this rank once."""
+        return math.ceil(len(self.train) / batch)
+
+    def batch(self, step: int, *, batch: int, crop: int, seed: int, rank: int = 0) -> Tensor:
+        """Crops of step ``step`` (0-based): ``(batch, C, crop, crop)``, randomly flipped.
+
+        Images are visited in a fresh seeded permutation each epoch; crop
+        positions and flips are drawn from a generator of ``(seed, step, rank)``.
+        """
+        n = len(self.train)
+        spe = self.steps_per_epoch(batch)
+        epoch, within = divmod(step, spe)
+        perm = torch.randperm(n, generator=generator(seed, epoch, rank, 1)).tolist()
+        idx = [perm[(within * batch + i) % n] for i in range(batch)]
+        g = generator(seed, step, rank, 2)
+        out = []
+        for i in idx:
+            x = self.train[i]
+            h, w = x.shape[-2:]
+            top = int(torch.randint(0, h - crop + 1, (1,), generator=g))
+            left = int(torch.randint(0, w - crop + 1, (1,), generator=g))
+            c = x[:, top : top + crop, left : left + crop]
+            flips = torch.randint(0, 2, (2,), generator=g).tolist()
+            if flips[0]:
+                c = c.flip(-1)
+            if flips[1]:
+                c = c.flip(-2)
+            out.append(c)
+        return torch.stack(out)

@@ -1,0 +1,391 @@
+"""The five training modes as tasks: a loss on a batch of clean crops, and a validation.
+
+- :class:`AWGNTask` — denoiser pretraining, MSE on ``x + σn``;
+- :class:`DEQTask` — artifact-removal prior trained at the fixed point of a
+  solver map (``deq``; ``mismatched`` trains with A′ and validates with A);
+- :class:`MultiTask` — Algorithm 1 of the multi-task DEQ paper (FB, drawn
+  degradations, MSE losses averaged over the draws);
+- :class:`MCNetTask` — contractive layer and β behind a fixed backbone.
+
+Every random choice comes from the generator the loop passes in, so a step is
+reproducible from ``(seed, step, rank)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from deq_explorer import metrics
+from deq_explorer.deq import DEQ, DEQStats, Forward, Implicit, JacobianFree, mse_residual
+from deq_explorer.fixedpoint.base import FixedPointMap, Status, StopRule
+from deq_explorer.operators.base import LinearOperator
+from deq_explorer.operators.noise import add_noise
+from deq_explorer.priors.base import DenoiserPrior, Prior
+from deq_explorer.registry import accelerators, operators, solvers
+from deq_explorer.training.config import TrainConfig
+from deq_explorer.training.data import generator
+
+__all__ = ["AWGNTask", "DEQTask", "MCNetTask", "MultiTask", "StepLoss", "Task", "build_task"]
+
+Stop = Callable[[], bool] | None
+
+
+@dataclass
+class StepLoss:
+    """A step's loss (``None`` when every draw was abandoned) and its DEQ iteration records."""
+
+    loss: Tensor | None
+    stats: list[DEQStats]
+    abandoned: int = 0
+
+    @property
+    def fwd_iters(self) -> int:
+        return sum(s.forward_iters for s in self.stats)
+
+    @property
+    def bwd_iters(self) -> int:
+        return sum(s.backward_iters for s in self.stats)
+
+
+class Task:
+    """A training mode: trainable ``module`` (+ extra parameters), loss, validation."""
+
+    def __init__(self, config: TrainConfig, module: nn.Module, device: torch.device) -> None:
+        self.config = config
+        self.module = module.to(device=device, dtype=torch.float32)
+        self.device = device
+        self._ops: dict[tuple[str, tuple[int, ...]], LinearOperator] = {}
+
+    # -- what the loop uses --------------------------------------------------
+    def parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.module.parameters() if p.requires_grad]
+
+    def loss(self, x: Tensor, g: torch.Generator, stop: Stop = None) -> StepLoss:
+        raise NotImplementedError
+
+    def validate(self, x: Tensor) -> tuple[float, float]:
+        """Mean PSNR and SSIM of the reconstructions of the clean images ``x``."""
+        raise NotImplementedError
+
+    def after_step(self) -> None:
+        """Called after each optimizer step (keeps spectral-norm estimates current)."""
+
+    def extra_state(self) -> dict[str, Tensor]:
+        """Trainable tensors outside ``module`` (saved in the sidecar)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Tensor]) -> None:
+        """Restore what :meth:`extra_state` returned."""
+
+    def metadata(self) -> dict[str, Any]:
+        """Checkpoint metadata this mode adds (``sigma`` as a prior, solver hints ...)."""
+        return {"sigma": self.prior_sigma}
+
+    # -- helpers ---------------------------------------------------------------
+    @property
+    def prior_sigma(self) -> float:
+        return max(self.config.prior_sigma, 0.0)
+
+    def op(self, spec: str, shape: tuple[int, ...]) -> LinearOperator:
+        """The operator ``spec`` for images of shape ``(C, H, W)`` (cached)."""
+        key = (spec, tuple(shape))
+        if key not in self._ops:
+            self._ops[key] = operators.build(
+                spec, shape=tuple(shape), device=self.device, dtype=torch.float32
+            )
+        return self._ops[key]
+
+    def draw_sigma(self, g: torch.Generator, n: int) -> Tensor:
+        """``n`` noise levels from the list (uniform choice) or the range (uniform)."""
+        c = self.config
+        if c.noise_range:
+            lo, hi = c.noise_range
+            return lo + (hi - lo) * torch.rand(n, generator=g)
+        idx = torch.randint(0, len(c.noise), (n,), generator=g)
+        return torch.tensor(c.noise, dtype=torch.float32)[idx]
+
+    @property
+    def val_sigma(self) -> float:
+        c = self.config
+        return 0.5 * sum(c.noise_range) if c.noise_range else c.noise[0]
+
+
+def _scores(x: Tensor, ref: Tensor) -> tuple[float, float]:
+    x = x.clamp(0, 1)
+    return metrics.psnr(x, ref), metrics.ssim(x, ref)
+
+
+class AWGNTask(Task):
+    """Denoiser pretraining: ``‖D(x + σn, σ) − x‖²`` averaged over pixels (MSE)."""
+
+    def __init__(self, config: TrainConfig, module: nn.Module, device: torch.device) -> None:
+        super().__init__(config, module, device)
+        self.module.train()
+
+    @property
+    def prior_sigma(self) -> float:
+        return self.config.prior_sigma if self.config.prior_sigma >= 0 else self.val_sigma
+
+    def loss(self, x: Tensor, g: torch.Generator, stop: Stop = None) -> StepLoss:
+        sigma = self.draw_sigma(g, x.shape[0])
+        n = torch.randn(x.shape, generator=g).to(x.device)
+        s = sigma.to(x.device)
+        out = self.module(x + s.view(-1, 1, 1, 1) * n, s)
+        return StepLoss(F.mse_loss(out, x), [])
+
+    def validate(self, x: Tensor) -> tuple[float, float]:
+        g = generator(self.config.seed, -2)
+        noisy = add_noise(x, self.val_sigma, g)
+        self.module.eval()
+        try:
+            with torch.no_grad():
+                out = self.module(noisy, self.val_sigma)
+        finally:
+            self.module.train()
+        return _scores(out, x)
+
+    def metadata(self) -> dict[str, Any]:
+        c = self.config
+        levels = list(c.noise_range) if c.noise_range else list(c.noise)
+        return {"sigma": self.prior_sigma, "noise_levels": levels}
+
+
+class _FixedPointTask(Task):
+    """Shared by the DEQ modes: network in eval mode (a fixed map per step), a DEQ layer."""
+
+    def __init__(self, config: TrainConfig, module: nn.Module, device: torch.device) -> None:
+        super().__init__(config, module, device)
+        self.module.eval()  # batch-norm statistics and spectral-norm probes stay fixed in a solve
+        self.prior: Prior = DenoiserPrior(self.module, self.prior_sigma, name="training")
+        acc = accelerators.build(config.accel)
+        back_acc = accelerators.build(config.backward_accel) if config.backward_accel else acc
+        backward = (
+            Implicit(
+                accelerator=back_acc,
+                rule=StopRule(max_iter=config.backward_max_iter, tol=config.backward_tol),
+            )
+            if config.backward == "implicit"
+            else JacobianFree()
+        )
+        self.deq = DEQ(forward=self.forward_rule(acc), backward=backward)
+
+    def forward_rule(self, acc: Any) -> Forward:
+        return Forward(
+            accelerator=acc, rule=StopRule(max_iter=self.config.max_iter, tol=self.config.tol)
+        )
+
+    def after_step(self) -> None:
+        refresh = getattr(self.module, "refresh", None)
+        if callable(refresh):
+            refresh(1)  # one power-iteration step per update, as in training mode
+
+    def measure(self, op: LinearOperator, x: Tensor, sigma: float, g: torch.Generator) -> Tensor:
+        return add_noise(op.A(x), sigma, g)
+
+
+class DEQTask(_FixedPointTask):
+    """DEQ fine-tuning: loss ``½‖x̄ − x‖²`` per image at the fixed point ``x̄`` of the solver map."""
+
+    def fp_map(self, op: LinearOperator, y: Tensor) -> FixedPointMap:
+        return solvers.build(self.config.solver, op=op, prior=self.prior, y=y)
+
+    def loss(self, x: Tensor, g: torch.Generator, stop: Stop = None) -> StepLoss:
+        c = self.config
+        spec = c.operators[int(torch.randint(0, len(c.operators), (1,), generator=g))]
+        op = self.op(spec, tuple(x.shape[1:]))
+        y = self.measure(op, x, float(self.draw_sigma(g, 1)), g)
+        fp = self.fp_map(op, y)
+        z, stats = self.deq(fp, stop=stop)
+        err = fp.image(z) - x
+        return StepLoss(0.5 * err.pow(2).flatten(1).sum(1).mean(), [stats])
+
+    def validate(self, x: Tensor) -> tuple[float, float]:
+        op = self.op(self.config.eval_spec, tuple(x.shape[1:]))
+        y = self.measure(op, x, self.val_sigma, generator(self.config.seed, -3))
+        fp = self.fp_map(op, y)
+        with torch.no_grad():
+            z, _ = self.deq(fp)
+        return _scores(fp.image(z), x)
+
+    def metadata(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "sigma": self.prior_sigma,
+            "operators": list(c.operators),
+            "eval_operator": c.eval_spec,
+            "noise_levels": list(c.noise_range or c.noise),
+            "solver": c.solver,
+        }
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """One multi-task draw: operator spec and noise level."""
+
+    spec: str
+    sigma: float
+
+
+class MultiTask(_FixedPointTask):
+    """Multi-task DEQ (Algorithm 1): N drawn degradations per batch, FB map, averaged MSE.
+
+    Each draw applies one operator and noise level to the whole batch of
+    crops (with ``batch = 1`` exactly the paper's per-image draws). A draw
+    whose iterate exceeds ``abandon_at`` is dropped from the average.
+    """
+
+    def forward_rule(self, acc: Any) -> Forward:
+        mt = self.config.multitask
+        rule = StopRule(max_iter=mt.max_iter, tol=mt.tol, diverge_at=mt.abandon_at)
+        return Forward(accelerator=acc, rule=rule, residual=mse_residual)
+
+    def family(self) -> list[str]:
+        mt = self.config.multitask
+        specs = ["denoise" if s == 1 else f"sr-bicubic:scale={s}" for s in mt.sr_scales]
+        specs += [f"deblur:sigma={b}" for b in mt.blur_sigmas]
+        specs += [f"inpaint:p={p}" for p in mt.drop_rates]
+        return specs
+
+    def draw(self, g: torch.Generator) -> Degradation:
+        specs, levels = self.family(), self.config.multitask.noise_levels
+        spec = specs[int(torch.randint(0, len(specs), (1,), generator=g))]
+        if spec.startswith("inpaint"):
+            spec += f",seed={int(torch.randint(0, 2**31 - 1, (1,), generator=g))}"
+        sigma = levels[int(torch.randint(0, len(levels), (1,), generator=g))]
+        return Degradation(spec, float(sigma))
+
+    def solve(self, d: Degradation, x: Tensor, g: torch.Generator, grad: bool, stop: Stop = None):
+        op = (
+            self.op(d.spec, tuple(x.shape[1:]))
+            if not d.spec.startswith("inpaint")
+            else (operators.build(d.spec, shape=tuple(x.shape[1:]), device=self.device))
+        )
+        y = self.measure(op, x, d.sigma, g)
+        z0 = y if y.shape == x.shape else F.interpolate(y, size=x.shape[-2:], mode="bilinear")
+        eta = self.config.multitask.eta
+        fp = solvers.build(
+            f"fb:eta={eta!r},sigma={eta * d.sigma!r}", op=op, prior=self.prior, y=y, w=z0
+        )
+        with torch.set_grad_enabled(grad):
+            z, stats = self.deq(fp, stop=stop)
+        return fp.image(z), stats
+
+    def loss(self, x: Tensor, g: torch.Generator, stop: Stop = None) -> StepLoss:
+        losses, all_stats, abandoned = [], [], 0
+        for _ in range(self.config.multitask.draws):
+            x_bar, stats = self.solve(self.draw(g), x, g, grad=True, stop=stop)
+            all_stats.append(stats)
+            if stats.forward_status is Status.DIVERGED:
+                abandoned += 1
+                continue
+            losses.append(F.mse_loss(x_bar, x))
+        loss = torch.stack(losses).mean() if losses else None
+        return StepLoss(loss, all_stats, abandoned)
+
+    def validate(self, x: Tensor) -> tuple[float, float]:
+        g = generator(self.config.seed, -4)
+        draws = [self.draw(g) for _ in range(self.config.multitask.draws)]
+        scores = []
+        for d in draws:
+            x_bar, stats = self.solve(d, x, g, grad=False)
+            if stats.forward_status is not Status.DIVERGED:
+                scores.append(_scores(x_bar, x))
+        if not scores:
+            return math.nan, math.nan
+        return tuple(sum(s) / len(scores) for s in zip(*scores, strict=False))  # type: ignore[return-value]
+
+    def metadata(self) -> dict[str, Any]:
+        mt = self.config.multitask
+        return {
+            "sigma": self.prior_sigma,
+            "operators": self.family(),
+            "noise_levels": list(mt.noise_levels),
+            "solver": f"fb:eta={mt.eta}",
+        }
+
+
+def mcnet_map(
+    op: LinearOperator, prior: Prior, y: Tensor, w: Tensor, *, beta: Tensor, rho: float, eps: float
+) -> FixedPointMap:
+    """The ``mcnet-admm`` map with a tensor β (so that β can be learned).
+
+    Same iteration as :func:`deq_explorer.fixedpoint.admm.mcnet_admm`, which
+    takes β as a number::
+
+        u = R(x + λ),  x' = Π_S[(β w + ρ(u − λ)) / (β + ρ)],  λ' = λ + x' − u
+    """
+    C = op.x_shape[0]
+    pull, keep = beta / (beta + rho) * w, rho / (beta + rho)
+
+    def T(z: Tensor) -> Tensor:
+        x, lam = z[:, :C], z[:, C:]
+        u = prior.denoise(x + lam)
+        x_next = op.project(pull + keep * (u - lam), y, eps)
+        return torch.cat([x_next, lam + x_next - u], dim=1)
+
+    z0 = torch.cat([w, torch.zeros_like(w)], dim=1)
+    return FixedPointMap(T=T, z0=z0, image=lambda z: z[:, :C], op=op, y=y, name="mcnet-admm")
+
+
+class MCNetTask(DEQTask):
+    """MCNet: the contractive layer and ``β = exp(log β)`` trained behind a fixed backbone."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        module: nn.Module,
+        device: torch.device,
+        backbone: nn.Module | None = None,
+    ) -> None:
+        super().__init__(config, module, device)
+        self.log_beta = nn.Parameter(torch.tensor(math.log(config.mcnet.beta), device=device))
+        self.backbone = backbone.to(device).eval().requires_grad_(False) if backbone else None
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [*super().parameters(), self.log_beta]
+
+    @property
+    def beta(self) -> float:
+        return float(self.log_beta.detach().exp())
+
+    def fp_map(self, op: LinearOperator, y: Tensor) -> FixedPointMap:
+        with torch.no_grad():
+            w = self.backbone(y) if self.backbone is not None else op.init(y)
+        m = self.config.mcnet
+        return mcnet_map(op, self.prior, y, w, beta=self.log_beta.exp(), rho=m.rho, eps=m.eps)
+
+    def extra_state(self) -> dict[str, Tensor]:
+        return {"log_beta": self.log_beta.detach().cpu()}
+
+    def load_extra_state(self, state: dict[str, Tensor]) -> None:
+        with torch.no_grad():
+            self.log_beta.copy_(state["log_beta"])
+
+    def metadata(self) -> dict[str, Any]:
+        m = self.config.mcnet
+        return {
+            **super().metadata(),
+            "beta": self.beta,
+            "solver": f"mcnet-admm:eps={m.eps},beta={self.beta},rho={m.rho}",
+            "backbone": m.backbone,
+        }
+
+
+def build_task(
+    config: TrainConfig, module: nn.Module, device: torch.device, backbone: nn.Module | None = None
+) -> Task:
+    """The task of ``config.mode`` around ``module``."""
+    if config.mode == "awgn":
+        return AWGNTask(config, module, device)
+    if config.mode in ("deq", "mismatched"):
+        return DEQTask(config, module, device)
+    if config.mode == "multitask":
+        return MultiTask(config, module, device)
+    return MCNetTask(config, module, device, backbone)
