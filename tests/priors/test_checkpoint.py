@@ -1,0 +1,288 @@
+"""Checkpoints: bit-exact round trips, atomic writes, refusal of damaged or unsafe files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from deq_explorer.priors import checkpoint as ckpt
+from deq_explorer.priors.base import Prior
+from deq_explorer.priors.checkpoint import (
+    CheckpointError,
+    CheckpointPrior,
+    load_checkpoint,
+    load_prior,
+    register_checkpoint,
+    register_shipped,
+    save_checkpoint,
+)
+from deq_explorer.priors.nets import SRCNN, build_net
+from deq_explorer.registry import priors
+
+SMALL = {
+    "dncnn": {"depth": 4, "width": 8, "batch_norm": True},
+    "unet": {"widths": [8, 12], "blocks": 1},
+    "sn-dncnn": {"depth": 6, "width": 8, "probe": 8},
+}
+META = {"mode": "awgn", "sigma": 0.05, "noise_levels": [0.02, 0.05], "steps": 3, "metrics": {}}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def small_net(arch: str = "dncnn", channels: int = 1):
+    torch.manual_seed(0)
+    net = build_net(arch, {**SMALL[arch], "channels": channels})
+    with torch.no_grad():  # a train-mode pass: BN running stats and SN vectors move
+        net.train()(torch.rand(2, channels, 12, 12), 0.05)
+    return net.eval()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("arch", sorted(SMALL))
+def test_round_trip_is_bit_exact(tmp_path, arch, channels):
+    net = small_net(arch, channels)
+    path = save_checkpoint(tmp_path / "net.safetensors", net, {**META, "data": "sample:camera"})
+    loaded, meta = load_checkpoint(path)
+    assert type(loaded) is type(net) and not loaded.training
+    x = torch.rand(2, channels, 13, 11)
+    with torch.no_grad():
+        assert torch.equal(loaded(x, 0.05), net(x, 0.05))
+    for key, value in net.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    assert meta["architecture"] == arch and meta["config"] == net.config()
+    assert meta["data"] == "sample:camera" and meta["noise_levels"] == [0.02, 0.05]
+    assert meta["package_version"] and meta["created"].endswith("+00:00")
+
+
+def test_float64_weights_keep_their_dtype(tmp_path):
+    net = small_net().double()
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "d.safetensors", net, META))
+    x = torch.rand(1, 1, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.equal(loaded(x, 0.0), net(x, 0.0))
+
+
+def test_atomic_write_leaves_only_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "sub" / "net.safetensors"
+    save_checkpoint(path, small_net(), META)
+    save_checkpoint(path, small_net("unet"), META)  # overwrite in place
+    assert sorted(p.name for p in path.parent.iterdir()) == ["net.safetensors"]
+    before = path.read_bytes()
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt.os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, small_net(), META)
+    assert path.read_bytes() == before  # the old checkpoint is untouched
+    assert sorted(p.name for p in path.parent.iterdir()) == ["net.safetensors"]
+
+
+def test_save_rejects_bad_requests(tmp_path):
+    with pytest.raises(ValueError, match=r"\.safetensors"):
+        save_checkpoint(tmp_path / "net.pt", small_net(), META)
+    with pytest.raises(ValueError, match="JSON"):
+        save_checkpoint(tmp_path / "net.safetensors", small_net(), {"bad": object()})
+    with pytest.raises(ValueError, match="not a known architecture"):
+        save_checkpoint(tmp_path / "net.safetensors", torch.nn.Linear(2, 2), META)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_truncated_random_and_flipped_files(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint file"):
+        load_checkpoint(tmp_path / "absent.safetensors")
+    good = save_checkpoint(tmp_path / "good.safetensors", small_net(), META).read_bytes()
+    cases = {
+        "truncated": good[: len(good) - 100],
+        "header-cut": good[:40],
+        "empty": b"",
+        "random": os.urandom(4096),
+    }
+    flipped = bytearray(good)
+    flipped[-20] ^= 0xFF  # inside the weights: only the checksum can see it
+    cases["flipped"] = bytes(flipped)
+    for name, data in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(data)
+        with pytest.raises(CheckpointError, match="corrupted"):
+            load_checkpoint(path)
+    path = tmp_path / "random.pt"
+    path.write_bytes(os.urandom(4096))
+    with pytest.raises(CheckpointError, match="corrupted"):
+        load_checkpoint(path)
+
+
+class _Payload:
+    """Unpickling this object would create ``marker`` (it runs code through ``exec``)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').close()",))
+
+
+def test_malicious_pickle_runs_nothing(tmp_path):
+    # the payload is live: plain unpickling does create its marker
+    control = tmp_path / "control-marker"
+    pickle.loads(pickle.dumps(_Payload(control)))
+    assert control.exists()
+
+    marker = tmp_path / "marker"
+    state = small_net().state_dict()
+    payload = {"state_dict": state, "metadata": _Payload(marker)}
+    raw2 = tmp_path / "raw2.pt"
+    raw2.write_bytes(pickle.dumps(payload, protocol=2))
+    raw4 = tmp_path / "raw4.pt"
+    raw4.write_bytes(pickle.dumps(payload, protocol=4))
+    zipped = tmp_path / "zipped.pt"
+    torch.save(payload, zipped)
+    for path in (raw2, raw4, zipped):
+        with pytest.raises(
+            CheckpointError, match=r"(?i)nothing from the file was executed"
+        ) as info:
+            load_checkpoint(path)
+        assert "weights_only=False" not in str(info.value)
+        assert "set to `False`" not in str(info.value)
+        if path is not raw4:  # protocol 4 is refused at its first frame, before any import
+            assert "GLOBAL" in str(info.value)
+    assert not marker.exists()
+
+
+def test_weights_only_pt_files_load(tmp_path):
+    net = small_net()
+    meta = {**META, "architecture": "dncnn", "config": net.config()}
+    path = tmp_path / "legacy.pt"
+    torch.save({"state_dict": net.state_dict(), "metadata": meta}, path)
+    loaded, got = load_checkpoint(path)
+    x = torch.rand(1, 1, 9, 9)
+    with torch.no_grad():
+        assert torch.equal(loaded(x, 0.0), net(x, 0.0))
+    assert got["sigma"] == 0.05
+    torch.save({"weights": net.state_dict()}, path)
+    with pytest.raises(CheckpointError, match="state_dict"):
+        load_checkpoint(path)
+
+
+def _write_raw(path: Path, tensors: dict, meta: dict | None) -> Path:
+    save_file(
+        tensors, str(path), metadata=None if meta is None else {"deq_explorer": json.dumps(meta)}
+    )
+    return path
+
+
+def test_unknown_architecture_foreign_file_and_misfit_weights(tmp_path):
+    net = small_net()
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    path = _write_raw(
+        tmp_path / "a.safetensors", state, {"architecture": "resnet-9000", "config": {}}
+    )
+    with pytest.raises(CheckpointError, match=r"unknown architecture 'resnet-9000'.*dncnn"):
+        load_checkpoint(path)
+    path = _write_raw(tmp_path / "b.safetensors", state, None)
+    with pytest.raises(CheckpointError, match="not a DEQ Explorer checkpoint"):
+        load_checkpoint(path)
+    wider = {**net.config(), "width": 16}
+    path = _write_raw(tmp_path / "c.safetensors", state, {"architecture": "dncnn", "config": wider})
+    with pytest.raises(CheckpointError, match=r"do not fit 'dncnn'.*size mismatch"):
+        load_checkpoint(path)
+    deeper = {**net.config(), "depth": 6}
+    path = _write_raw(
+        tmp_path / "d.safetensors", state, {"architecture": "dncnn", "config": deeper}
+    )
+    with pytest.raises(CheckpointError, match="Missing key"):
+        load_checkpoint(path)
+    path = _write_raw(
+        tmp_path / "e.safetensors", state, {"architecture": "dncnn", "config": {"x": 1}}
+    )
+    with pytest.raises(CheckpointError, match="no option 'x'"):
+        load_checkpoint(path)
+
+
+def test_load_prior(tmp_path):
+    net = small_net("unet")
+    path = save_checkpoint(tmp_path / "my-unet.safetensors", net, META)
+    prior = load_prior(path)
+    assert isinstance(prior, CheckpointPrior) and isinstance(prior, Prior)
+    assert prior.name == "my-unet" and prior.sigma == 0.05 and prior.metadata["mode"] == "awgn"
+    assert prior.module is not None and not prior.module.training
+    x = torch.rand(1, 1, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(prior.denoise(x), net(x, 0.05))
+        assert torch.equal(prior.denoise(x, 0.2), net(x, 0.2))
+    assert load_prior(path, name="other").name == "other"
+    sr = save_checkpoint(tmp_path / "sr.safetensors", SRCNN(width=8), META)
+    with pytest.raises(CheckpointError, match="not a denoiser"):
+        load_prior(sr)
+
+
+def test_register_checkpoint_makes_a_buildable_prior(tmp_path):
+    net = small_net("unet")
+    path = save_checkpoint(tmp_path / "net.safetensors", net, {**META, "name": "test-ckpt-unet"})
+    name = register_checkpoint(path)
+    try:
+        assert name == "test-ckpt-unet" and name in priors.names()
+        entry = priors.entry(name)
+        assert entry.metadata["architecture"] == "unet" and entry.metadata["path"] == str(path)
+        assert entry.options() == {"sigma": 0.05}
+        prior = priors.build(name, device="cpu", dtype=torch.float64)
+        x = torch.rand(1, 1, 12, 12, dtype=torch.float64)
+        with torch.no_grad():
+            torch.testing.assert_close(prior.denoise(x), net.double()(x, 0.05))
+        assert priors.build(f"{name}:sigma=0.2").sigma == 0.2
+        # re-training: the same file may be registered again; the new weights are used
+        torch.manual_seed(5)
+        retrained = build_net("unet", SMALL["unet"]).eval()
+        save_checkpoint(path, retrained, {**META, "name": name})
+        assert register_checkpoint(path) == name
+        x = x.float()
+        with torch.no_grad():
+            assert torch.equal(priors.build(name).denoise(x), retrained(x, 0.05))
+        # another file may not take the name silently
+        other = save_checkpoint(tmp_path / "other.safetensors", retrained, META)
+        with pytest.raises(CheckpointError, match=r"already registered.*replace=True"):
+            register_checkpoint(other, name)
+        with pytest.raises(CheckpointError, match="already registered"):
+            register_checkpoint(other, "tv")
+        assert register_checkpoint(other, name, replace=True) == name
+        assert priors.entry(name).metadata["path"] == str(other)
+    finally:
+        priors.unregister(name)
+
+
+def test_register_shipped_skips_bad_files(tmp_path):
+    save_checkpoint(tmp_path / "test-shipped-a.safetensors", small_net(), META)
+    save_checkpoint(tmp_path / "test-shipped-b.safetensors", small_net("sn-dncnn"), META)
+    (tmp_path / "test-shipped-bad.safetensors").write_bytes(b"not a checkpoint")
+    (tmp_path / "README.md").write_text("ignored")
+    try:
+        with pytest.warns(RuntimeWarning, match="test-shipped-bad"):
+            names = register_shipped(tmp_path)
+        assert names == ["test-shipped-a", "test-shipped-b"]
+        assert all(n in priors.names() for n in names)
+        assert "test-shipped-bad" not in priors.names()
+    finally:
+        for n in ("test-shipped-a", "test-shipped-b"):
+            priors.unregister(n)
+
+
+def test_package_shipped_priors_are_registered():
+    from deq_explorer.priors import neural
+
+    assert (ckpt.SHIPPED_DIR / "README.md").is_file()
+    shipped = sorted(p.stem for p in ckpt.SHIPPED_DIR.glob("*.safetensors"))
+    assert len(neural.SHIPPED) == len(shipped)
+    assert all(name in priors.names() for name in neural.SHIPPED)
