@@ -6,6 +6,5 @@ never imported from here.
 """
 
 from deq_explorer import fixedpoint, operators, priors  # noqa: F401  (registers built-ins)
-from deq_explorer.registry import accelerators, operators as operator_registry  # noqa: F401
 
 __version__ = "0.1.0"

@@ -210,7 +210,7 @@ class Registry(Generic[T]):
         sig = inspect.signature(entry.factory)
         try:
             hints = typing.get_type_hints(entry.factory)
-        except Exception:  # noqa: BLE001 - annotations are only a conversion hint
+        except Exception:
             hints = {}
         options = entry.options()
         params: dict[str, Any] = {}
@@ -267,7 +267,7 @@ def load_plugins(reload: bool = False) -> None:
             if not callable(hook):
                 raise TypeError(f"entry point {ep.value!r} is not callable")
             hook()
-        except Exception as exc:  # noqa: BLE001 - a broken pack must not break the explorer
+        except Exception as exc:
             for reg in _ALL:
                 for name in set(reg._entries) - before[id(reg)]:
                     reg.unregister(name)

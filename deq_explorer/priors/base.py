@@ -53,7 +53,7 @@ class Prior:
         """RED gradient ``x − D(x)``."""
         return x - self.denoise(x)
 
-    def to(self, device: str | None = None, dtype=None) -> Prior:  # noqa: ANN001
+    def to(self, device: str | None = None, dtype=None) -> Prior:
         """Move any network to ``device``/``dtype``; returns ``self``."""
         if self.module is not None:
             self.module.to(device=device, dtype=dtype)
