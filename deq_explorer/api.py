@@ -1,0 +1,312 @@
+"""The headless API: simulate a problem, then reconstruct it with any prior, solver, accelerator.
+
+>>> import deq_explorer.api as dx
+>>> problem = dx.simulate("sample:camera", "sr:scale=2", noise=0.01)
+>>> solution = dx.reconstruct(problem, prior="tv:weight=0.02", accel="anderson:m=5")
+
+``operator`` simulates the data, ``solve_operator`` (default: the same) is the
+model the solver uses: giving a different one sets up an operator-mismatch study.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from deq_explorer.fixedpoint import Iterate, Solution, StopRule, iterate, solve
+from deq_explorer.images import ImageError, crop_to_multiple, load_image
+from deq_explorer.operators.base import LinearOperator, OperatorError
+from deq_explorer.priors.base import Prior
+from deq_explorer.registry import SpecError, accelerators, operators, parse_spec, priors, solvers
+
+__all__ = [
+    "Problem",
+    "ProblemError",
+    "build_prior",
+    "from_measurement",
+    "reconstruct",
+    "resolve_device",
+    "run",
+    "simulate",
+]
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt")
+
+
+class ProblemError(ValueError):
+    """A problem cannot be set up or solved as asked (shapes, device, options)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A measurement and the operator to reconstruct it with.
+
+    Attributes
+    ----------
+    y : Tensor
+        Measurement ``(1, *op.y_shape)``.
+    op : LinearOperator
+        The operator the solver uses (``solve_operator``).
+    x_true : Tensor or None
+        Ground truth ``(1, C, H, W)``; None for a measurement brought by the user.
+    sim_op : LinearOperator or None
+        The operator that simulated ``y`` (differs from ``op`` in a mismatch study).
+    operator, solve_operator : str
+        Their specs.
+    noise : float
+        AWGN level on the [0, 1] scale.
+    seed : int
+        Seed of the noise (and of random masks).
+    """
+
+    y: Tensor
+    op: LinearOperator
+    x_true: Tensor | None
+    sim_op: LinearOperator | None
+    operator: str
+    solve_operator: str
+    noise: float = 0.0
+    seed: int = 0
+
+    @property
+    def mismatched(self) -> bool:
+        """Whether the data was simulated with another operator than the solver's."""
+        return self.operator != self.solve_operator
+
+    def x_init(self) -> Tensor:
+        """The operator's starting image ``init(y)``, ``(1, C, H, W)``."""
+        with torch.no_grad():
+            return self.op.init(self.y)
+
+    def config(self) -> dict[str, object]:
+        """JSON-ready description (for metadata and reports)."""
+        return {
+            "operator": self.operator,
+            "solve_operator": self.solve_operator,
+            "noise": self.noise,
+            "seed": self.seed,
+            "image_shape": list(self.op.x_shape),
+            "device": str(self.y.device),
+        }
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` without CUDA is an error."""
+    name = "auto" if device is None else str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ProblemError("CUDA was requested but is not available here; use --device cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ProblemError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+
+
+def _as_image(image: np.ndarray | Tensor | str | Path) -> Tensor:
+    """Any accepted image form → float tensor ``(1, C, H, W)``."""
+    if isinstance(image, (str, Path)):
+        image = load_image(image)
+    t = torch.as_tensor(np.asarray(image) if not isinstance(image, Tensor) else image)
+    if t.ndim == 2:
+        t = t[None]
+    if t.ndim == 3:
+        t = t[None]
+    if t.ndim != 4 or t.shape[0] != 1 or t.shape[1] not in (1, 3):
+        raise ImageError(
+            f"expected an image (H, W), (C, H, W) or (1, C, H, W) with C = 1 or 3, "
+            f"got shape {tuple(t.shape)}"
+        )
+    if t.is_complex() or not torch.isfinite(t).all():
+        raise ImageError("the image must be real and finite (no NaN/Inf pixels)")
+    return t.float()
+
+
+def _scale_of(spec: str) -> int:
+    """The SR factor a spec asks for (1 when it has none)."""
+    name, raw = parse_spec(spec)
+    entry = operators.entry(name)
+    if "scale" not in entry.options():
+        return 1
+    return int(raw.get("scale", entry.options()["scale"]))
+
+
+def _build_operator(spec: str, shape: tuple[int, int, int], device, dtype) -> LinearOperator:
+    name, _ = parse_spec(spec)
+    if name == "mri" and shape[0] != 1:
+        raise OperatorError(
+            f"MRI takes a single-channel image, got {shape[0]} channels: convert it to gray "
+            "(deq_explorer.images.to_gray, or a gray sample such as sample:brain)"
+        )
+    return operators.build(spec, shape=shape, device=device, dtype=dtype)
+
+
+def simulate(
+    image: np.ndarray | Tensor | str | Path,
+    operator: str,
+    *,
+    noise: float = 0.0,
+    seed: int = 0,
+    solve_operator: str | None = None,
+    device: str = "auto",
+    dtype: torch.dtype = torch.float32,
+    crop: bool = False,
+) -> Problem:
+    """Simulate ``y = A x + e`` and bind the operator the solver will use.
+
+    Parameters
+    ----------
+    image : array, tensor, path or ``"sample:NAME"``
+        Ground truth ``(H, W)`` or ``(C, H, W)`` in [0, 1].
+    operator : str
+        Spec of the operator that makes the data, e.g. ``"mri:rate=0.1"``.
+    noise : float
+        AWGN standard deviation on the [0, 1] scale (only on measured entries).
+    seed : int
+        Seed of the noise.
+    solve_operator : str, optional
+        Spec of the operator the solver uses (default: ``operator``). It must
+        produce measurements of the same shape.
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    crop : bool
+        Crop the image to a multiple of the SR factor instead of refusing it.
+    """
+    if not noise >= 0:
+        raise ProblemError(f"noise must be >= 0 (the AWGN sigma on the [0, 1] scale), got {noise}")
+    dev = resolve_device(device)
+    solve_operator = solve_operator or operator
+    x = _as_image(image)
+    scale = max(_scale_of(operator), _scale_of(solve_operator))
+    if scale > 1 and (x.shape[-2] % scale or x.shape[-1] % scale):
+        if not crop:
+            h, w = x.shape[-2:]
+            raise ProblemError(
+                f"image size {h}x{w} is not divisible by the SR factor {scale}; crop it to "
+                f"{h // scale * scale}x{w // scale * scale} (crop=True, or --crop on the CLI)"
+            )
+        x = torch.from_numpy(crop_to_multiple(x[0].numpy(), scale))[None]
+    x = x.to(device=dev, dtype=dtype)
+    shape = tuple(x.shape[1:])
+    sim_op = _build_operator(operator, shape, dev, dtype)
+    op = (
+        sim_op if solve_operator == operator else _build_operator(solve_operator, shape, dev, dtype)
+    )
+    if tuple(op.y_shape) != tuple(sim_op.y_shape):
+        raise ProblemError(
+            f"solve operator {solve_operator!r} measures {tuple(op.y_shape)} but the data from "
+            f"{operator!r} is {tuple(sim_op.y_shape)}; pick operators with the same output size"
+        )
+    generator = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        y = sim_op.measure(x, float(noise), generator)
+    return Problem(y, op, x, sim_op, operator, solve_operator, float(noise), int(seed))
+
+
+def from_measurement(
+    y: np.ndarray | Tensor,
+    operator: str,
+    *,
+    device: str = "auto",
+    dtype: torch.dtype = torch.float32,
+) -> Problem:
+    """A problem from a measurement the user brings (no ground truth, no metrics).
+
+    ``y`` has the operator's measurement shape ``(C, h, w)`` (or ``(h, w)``);
+    the image shape is ``y``'s times the SR factor for ``sr``/``sr-bicubic``.
+    MRI measurements are complex k-space arrays in the orthonormal-FFT layout.
+    """
+    dev = resolve_device(device)
+    t = torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y)
+    if t.ndim == 2:
+        t = t[None]
+    if t.ndim == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.ndim != 3 or not torch.isfinite(t.abs() if t.is_complex() else t).all():
+        raise ProblemError(f"a measurement must be a finite (C, h, w) array, got {tuple(t.shape)}")
+    scale = _scale_of(operator)
+    shape = (t.shape[0], t.shape[1] * scale, t.shape[2] * scale)
+    op = _build_operator(operator, shape, dev, dtype)
+    if tuple(op.y_shape) != tuple(t.shape):
+        raise ProblemError(
+            f"operator {operator!r} measures {tuple(op.y_shape)}, the measurement is "
+            f"{tuple(t.shape)}"
+        )
+    complex_dtype = torch.complex64 if dtype == torch.float32 else torch.complex128
+    y_t = t.to(device=dev, dtype=complex_dtype if t.is_complex() else dtype)[None]
+    return Problem(y_t, op, None, None, operator, operator)
+
+
+def build_prior(spec: str | Prior, device: str | torch.device | None = None) -> Prior:
+    """A prior from a registry spec, a checkpoint path (.safetensors/.pt), or a Prior."""
+    if isinstance(spec, Prior):
+        return spec.to(device)
+    if str(spec).endswith(CHECKPOINT_SUFFIXES) and ":" not in Path(spec).name:
+        from deq_explorer.priors.checkpoint import load_prior
+
+        return load_prior(spec).to(device)
+    prior = priors.build(spec, device=device)
+    return prior.to(device)
+
+
+def _check_run_options(max_iter: int, tol: float) -> None:
+    if not isinstance(max_iter, int) or max_iter < 1:
+        raise ProblemError(f"max_iter must be a positive integer, got {max_iter!r}")
+    if not tol >= 0:
+        raise ProblemError(f"tol must be >= 0, got {tol!r}")
+
+
+def run(
+    problem: Problem,
+    *,
+    prior: str | Prior = "tv",
+    solver: str = "pnp-pgm",
+    accel: str = "none",
+    max_iter: int = 100,
+    tol: float = 1e-4,
+    w: Tensor | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Iterator[Iterate]:
+    """Stream the iterations of a reconstruction (see :func:`deq_explorer.fixedpoint.iterate`).
+
+    ``w`` is the MCNet backbone output (any image ``(1, C, H, W)``; default: ``init(y)``).
+    ``stop`` is polled between iterations.
+    """
+    fp_map, accelerator, rule = _prepare(problem, prior, solver, accel, max_iter, tol, w)
+    return iterate(fp_map, accelerator, rule, reference=problem.x_true, stop=stop)
+
+
+def reconstruct(
+    problem: Problem,
+    *,
+    prior: str | Prior = "tv",
+    solver: str = "pnp-pgm",
+    accel: str = "none",
+    max_iter: int = 100,
+    tol: float = 1e-4,
+    w: Tensor | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Solution:
+    """Run a reconstruction to its end; see :func:`run`."""
+    fp_map, accelerator, rule = _prepare(problem, prior, solver, accel, max_iter, tol, w)
+    return solve(fp_map, accelerator, rule, reference=problem.x_true, stop=stop)
+
+
+def _prepare(problem, prior, solver, accel, max_iter, tol, w):
+    _check_run_options(max_iter, tol)
+    device = problem.y.device
+    prior_obj = build_prior(prior, device=device)
+    if w is not None:
+        w = _as_image(w).to(device=device, dtype=problem.x_init().dtype)
+    fp_map = solvers.build(solver, op=problem.op, prior=prior_obj, y=problem.y, w=w)
+    accelerator = accelerators.build(accel)
+    return fp_map, accelerator, StopRule(max_iter=max_iter, tol=tol)
+
+
+# errors a caller may want to catch as "bad input"
+INPUT_ERRORS = (ProblemError, ImageError, OperatorError, SpecError, ValueError)

@@ -1,0 +1,362 @@
+"""``deq-explorer``: the scriptable twin of the napari explorer.
+
+Sub-commands: ``reconstruct``, ``compare``, ``train``, ``priors``, ``operators``,
+``solvers``; no sub-command opens napari with the explorer docked. Bad input is
+reported on stderr with exit code 2 and never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main"]
+
+EXAMPLES = """examples:
+  deq-explorer reconstruct sample:brain --operator mri:rate=0.3 --noise 0.01 \\
+      --prior tv:weight=0.01 --accel anderson:m=5 --json
+  deq-explorer reconstruct photo.png --operator sr:scale=2 --solve-operator sr:scale=2,sigma=1.5
+  deq-explorer compare sample:camera --operator deblur:sigma=1.6 --prior identity --prior tv
+  deq-explorer priors
+"""
+
+
+class InputError(Exception):
+    """Bad input: reported without a traceback, exit code 2."""
+
+
+def _names(kind: str) -> str:
+    from deq_explorer import registry
+
+    return ", ".join(getattr(registry, kind).names())
+
+
+def _add_problem_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", metavar="IMAGE", help="png/jpg/tif/npy file or sample:NAME")
+    p.add_argument(
+        "--operator",
+        default="denoise",
+        metavar="SPEC",
+        help=f"forward model that makes the data ({_names('operators')})",
+    )
+    p.add_argument(
+        "--solve-operator",
+        default=None,
+        metavar="SPEC",
+        help="model the solver uses (default: --operator); differs = mismatch study",
+    )
+    p.add_argument(
+        "--noise",
+        type=float,
+        default=0.01,
+        metavar="SIGMA",
+        help="AWGN sigma on the [0, 1] scale (default 0.01)",
+    )
+    p.add_argument(
+        "--solver",
+        default="pnp-pgm",
+        metavar="SPEC",
+        help=f"fixed-point solver ({_names('solvers')})",
+    )
+    p.add_argument(
+        "--accel",
+        default="anderson",
+        metavar="SPEC",
+        help=f"acceleration ({_names('accelerators')})",
+    )
+    p.add_argument("--max-iter", type=int, default=100, metavar="N")
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=1e-4,
+        metavar="T",
+        help="stop at relative residual below T (default 1e-4)",
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="noise seed")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--gray", action="store_true", help="convert a colour image to gray first")
+    p.add_argument(
+        "--crop",
+        action="store_true",
+        help="crop the image to a multiple of the SR factor instead of refusing it",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")  # fmt: skip
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deq-explorer",
+        description="Plug-and-play and deep-equilibrium reconstruction; "
+        "without a sub-command, opens napari with the explorer.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    rec = sub.add_parser(
+        "reconstruct",
+        help="simulate a measurement and reconstruct it",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_problem_args(rec)
+    rec.add_argument(
+        "--prior",
+        default="tv",
+        metavar="SPEC",
+        help=f"prior ({_names('priors')}) or a checkpoint path",
+    )
+    rec.add_argument(
+        "--out",
+        default=None,
+        metavar="FILE.npz",
+        help="save reconstruction, measurement, reference, init and history",
+    )
+    cmp_ = sub.add_parser("compare", help="several priors on the same measurement")
+    _add_problem_args(cmp_)
+    cmp_.add_argument(
+        "--prior",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="a prior to compare (repeat the flag)",
+    )
+    for kind in ("priors", "operators", "solvers", "accelerators"):
+        lst = sub.add_parser(kind, help=f"list the registered {kind}")
+        lst.add_argument("--json", action="store_true")
+    train = sub.add_parser("train", help="train an AWGN or DEQ prior (see train --help)")
+    try:
+        from deq_explorer.training import cli as train_cli
+    except ImportError:  # pragma: no cover - the training package ships with the core
+        train_cli = None
+    if train_cli is not None:
+        train_cli.add_arguments(train)
+    return parser  # fmt: skip
+
+
+# -- reconstruct / compare ----------------------------------------------------------------
+
+
+def _problem(args: argparse.Namespace):
+    from deq_explorer import api
+    from deq_explorer.images import load_image, to_gray
+
+    image = load_image(args.image)
+    if args.gray:
+        image = to_gray(image)
+    for name in ("max_iter",):
+        if getattr(args, name) < 1:
+            raise InputError(f"--max-iter must be a positive integer, got {args.max_iter}")
+    if args.tol < 0:
+        raise InputError(f"--tol must be >= 0, got {args.tol}")
+    if args.noise < 0:
+        raise InputError(f"--noise must be >= 0 (AWGN sigma on the [0, 1] scale), got {args.noise}")
+    return api.simulate(
+        image,
+        args.operator,
+        noise=args.noise,
+        seed=args.seed,
+        solve_operator=args.solve_operator,
+        device=args.device,
+        crop=args.crop,
+    )
+
+
+def _solve(problem, prior: str, args: argparse.Namespace, progress: bool) -> dict[str, Any]:
+    from deq_explorer import api, metrics
+
+    x0 = problem.x_init()
+    history: dict[str, list] = {"residual": [], "consistency": [], "psnr": [], "ssim": []}
+    last = None
+    t0 = time.perf_counter()
+    for it in api.run(problem, prior=prior, solver=args.solver, accel=args.accel,
+                      max_iter=args.max_iter, tol=args.tol):  # fmt: skip
+        last = it
+        for key in history:
+            history[key].append(getattr(it, key))
+        if progress:
+            psnr = f"  psnr {it.psnr:.2f} dB" if it.psnr is not None else ""
+            line = f"{prior}: iteration {it.k}/{args.max_iter}  residual {it.residual:.2e}{psnr}"
+            print(f"\r  {line}", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    seconds = time.perf_counter() - t0
+    x = last.x
+    ref = problem.x_true
+    return {
+        "prior": prior,
+        "solver": args.solver,
+        "accel": args.accel,
+        "status": last.status.value,
+        "iterations": last.k,
+        "seconds": round(seconds, 4),
+        "psnr": metrics.psnr(x, ref),
+        "ssim": metrics.ssim(x, ref) if min(x.shape[-2:]) >= metrics.SSIM_MIN_SIZE else None,
+        "psnr_init": metrics.psnr(x0, ref),
+        "consistency": last.consistency,
+        "residual": last.residual,
+        "residuals": history["residual"],
+        "_history": history,
+        "_x": x,
+        "_x0": x0,
+    }
+
+
+def _public(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if not k.startswith("_")}
+
+
+def _save_npz(path: str, problem, result: dict[str, Any]) -> None:
+    """Write atomically: a temp file in the same folder, then rename."""
+    target = Path(path)
+    if target.suffix != ".npz":
+        raise InputError(f"--out must end with .npz, got {path!r}")
+    if not target.parent.exists():
+        raise InputError(f"--out folder {str(target.parent)!r} does not exist")
+    arrays = {
+        "x": result["_x"][0].cpu().numpy(),
+        "init": result["_x0"][0].cpu().numpy(),
+        "y": problem.y[0].cpu().numpy(),
+        "reference": problem.x_true[0].cpu().numpy(),
+        **{f"history_{k}": np.array(v, dtype=float) for k, v in result["_history"].items()
+           if all(e is not None for e in v)},
+        "config": np.array(json.dumps(_public(result) | problem.config())),
+    }  # fmt: skip
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}" if not math.isfinite(v) or abs(v) < 1e-2 else f"{v:.4f}"
+    return str(v)
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    problem = _problem(args)
+    result = _solve(problem, args.prior, args, progress=sys.stderr.isatty() and not args.json)
+    if args.out:
+        _save_npz(args.out, problem, result)
+    out = _public(result) | problem.config()
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"{problem.operator} → {problem.solve_operator}  noise {problem.noise}")
+    for key in ("prior", "solver", "accel", "status", "iterations", "seconds", "psnr_init",
+                "psnr", "ssim", "consistency", "residual"):  # fmt: skip
+        print(f"  {key:<12} {_fmt(out[key])}")
+    if args.out:
+        print(f"  saved        {args.out}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    problem = _problem(args)
+    progress = sys.stderr.isatty() and not args.json
+    rows = [_public(_solve(problem, prior, args, progress)) for prior in args.prior]
+    if args.json:
+        print(json.dumps({"problem": problem.config(), "runs": rows}))
+        return 0
+    cols = ("prior", "status", "iterations", "seconds", "psnr_init", "psnr", "ssim", "consistency")
+    widths = [max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in cols]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for r in rows:
+        print("  ".join(_fmt(r[c]).ljust(w) for c, w in zip(cols, widths, strict=True)))
+    return 0
+
+
+# -- listings -----------------------------------------------------------------------------
+
+
+def _list(kind: str, as_json: bool) -> int:
+    from deq_explorer import registry
+
+    reg = getattr(registry, kind)
+    rows = [
+        {"name": e.name, "summary": e.summary, "source": e.source, "options": e.options(),
+         "metadata": e.metadata}
+        for e in reg.entries()
+    ]  # fmt: skip
+    errors = registry.plugin_errors()
+    if as_json:
+        print(json.dumps({kind: rows, "plugin_errors": errors}, default=str))
+        return 0
+    for r in rows:
+        opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
+        src = "" if r["source"] == "builtin" else f"  [{r['source']}]"
+        print(f"{r['name']:<20} {r['summary']}{src}")
+        if opts:
+            print(f"{'':<20}   options: {opts}")
+        meta = r["metadata"]
+        if meta:
+            shown = {k: meta[k] for k in ("mode", "architecture", "operators", "steps", "metrics")
+                     if k in meta}  # fmt: skip
+            print(f"{'':<20}   {json.dumps(shown, default=str)}")
+    for pack, message in errors.items():
+        print(f"plugin pack {pack!r} failed to load: {message}", file=sys.stderr)
+    return 0
+
+
+# -- entry point --------------------------------------------------------------------------
+
+
+def _launch() -> int:
+    try:
+        from deq_explorer._napari import launch
+    except ImportError as exc:
+        print(
+            f"deq-explorer: the napari front end needs the 'napari' extra ({exc}); "
+            "install it with\n"
+            '  pip install "deq-explorer[napari]"\nor run a sub-command (deq-explorer --help).',
+            file=sys.stderr,
+        )
+        return 2
+    return launch.main()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input)."""
+    from deq_explorer.api import INPUT_ERRORS
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            return _launch()
+        if args.command == "reconstruct":
+            return _reconstruct(args)
+        if args.command == "compare":
+            return _compare(args)
+        if args.command == "train":
+            from deq_explorer.training import cli as train_cli
+
+            return train_cli.run(args)
+        return _list(args.command, args.json)
+    except (InputError, *INPUT_ERRORS) as exc:
+        print(f"deq-explorer: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        if "CUDA" in str(exc) or "out of memory" in str(exc):
+            print(f"deq-explorer: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

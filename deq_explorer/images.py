@@ -1,0 +1,200 @@
+"""Reading images: files (png/jpg/tif/npy) and the offline samples shipped in installed packages.
+
+Every image comes back as a float32 array ``(C, H, W)`` with values in [0, 1] and
+``C`` = 1 (gray) or 3 (RGB). Nothing is ever downloaded: the samples come from
+scikit-image, PyWavelets and matplotlib wheels.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "MIN_SIZE",
+    "SAMPLES",
+    "ImageError",
+    "crop_to_multiple",
+    "load_image",
+    "load_sample",
+    "sample_info",
+    "sample_names",
+    "to_gray",
+]
+
+#: smallest accepted side, in pixels
+MIN_SIZE = 8
+SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+
+
+class ImageError(ValueError):
+    """An image cannot be used (missing, unreadable, too small, non-finite ...)."""
+
+
+def _skimage(name: str) -> np.ndarray:
+    import skimage.data
+
+    return getattr(skimage.data, name)()
+
+
+def _pywt(name: str) -> np.ndarray:
+    import pywt.data
+
+    return getattr(pywt.data, name)()
+
+
+def _grace_hopper() -> np.ndarray:
+    import matplotlib.image
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        return matplotlib.image.imread(f, format="jpg")
+
+
+def _brain() -> np.ndarray:
+    """matplotlib's ``s1045.ima.gz``: one 256×256 slice of a head MRI, big-endian uint16."""
+    from matplotlib import cbook
+
+    path = cbook.get_sample_data("s1045.ima.gz", asfileobj=False)
+    with gzip.open(path) as f:
+        raw = np.frombuffer(f.read(), dtype=">u2")
+    return raw.reshape(256, 256).astype(np.float32)
+
+
+def _phantom() -> np.ndarray:
+    from skimage.data import shepp_logan_phantom
+    from skimage.transform import resize
+
+    return resize(shepp_logan_phantom(), (256, 256), anti_aliasing=True).astype(np.float32)
+
+
+_SKIMAGE_PHOTOS = (
+    "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "coins", "moon",
+    "clock", "hubble_deep_field", "text", "page",
+)  # fmt: skip
+_SKIMAGE = "scikit-image sample data (skimage.data.{name})"
+#: name -> (loader, provenance)
+SAMPLES: dict[str, tuple[object, str]] = {
+    "camera": (lambda: _skimage("camera"), _SKIMAGE.format(name="camera") + ", public domain"),
+    "astronaut": (
+        lambda: _skimage("astronaut"),
+        _SKIMAGE.format(name="astronaut") + ", NASA, public domain",
+    ),
+    "brain": (
+        _brain,
+        "real head MRI slice s1045.ima.gz shipped with matplotlib (cbook.get_sample_data)",
+    ),
+    "phantom": (_phantom, "Shepp-Logan phantom (skimage.data.shepp_logan_phantom), 256x256"),
+    **{
+        name: (lambda name=name: _skimage(name), _SKIMAGE.format(name=name))
+        for name in _SKIMAGE_PHOTOS
+    },
+    "aero": (lambda: _pywt("aero"), "PyWavelets sample data (pywt.data.aero)"),
+    "ascent": (lambda: _pywt("ascent"), "PyWavelets sample data (pywt.data.ascent)"),
+    "grace_hopper": (_grace_hopper, "matplotlib sample data grace_hopper.jpg"),
+}
+
+
+def sample_names() -> list[str]:
+    """Names accepted as ``sample:NAME``."""
+    return list(SAMPLES)
+
+
+def sample_info(name: str) -> dict[str, object]:
+    """Provenance of a sample: ``{"name", "source", "shape"}``."""
+    image = load_sample(name)
+    return {"name": name, "source": SAMPLES[name][1], "shape": tuple(image.shape)}
+
+
+def load_sample(name: str) -> np.ndarray:
+    """A named offline sample as ``(C, H, W)`` float32 in [0, 1]."""
+    if name not in SAMPLES:
+        raise ImageError(f"unknown sample {name!r}; known samples: {', '.join(SAMPLES)}")
+    loader = SAMPLES[name][0]
+    return _normalise(np.asarray(loader()), f"sample:{name}")
+
+
+def load_image(src: str | Path) -> np.ndarray:
+    """Read a png/jpg/tif/npy file or ``"sample:NAME"``.
+
+    Returns
+    -------
+    ndarray
+        float32 ``(C, H, W)`` in [0, 1], C = 1 or 3. Integer images are divided by
+        their type's maximum (16-bit by its largest value present if it uses less
+        than the 8-bit range scale would suggest); float arrays outside [0, 1] are
+        rescaled by their range; RGBA drops alpha. ``.npy`` arrays may be
+        ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``.
+
+    Raises
+    ------
+    ImageError
+        Missing or unreadable file, not an image, smaller than 8×8, NaN/Inf pixels.
+    """
+    src = str(src)
+    if src.startswith("sample:"):
+        return load_sample(src.removeprefix("sample:"))
+    path = Path(src)
+    if not path.is_file():
+        raise ImageError(
+            f"image file {src!r} does not exist (or use sample:NAME, e.g. sample:camera)"
+        )
+    if path.suffix.lower() not in SUFFIXES:
+        raise ImageError(f"{src!r} is not a supported image file; use one of {', '.join(SUFFIXES)}")
+    try:
+        if path.suffix.lower() == ".npy":
+            data = np.load(path, allow_pickle=False)
+        else:
+            import skimage.io
+
+            data = skimage.io.imread(path)
+    except Exception as exc:  # any reader failure means "not an image we can use"
+        raise ImageError(f"cannot read {src!r} as an image: {exc}") from None
+    return _normalise(np.asarray(data), src)
+
+
+def _normalise(a: np.ndarray, where: str) -> np.ndarray:
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise ImageError(f"{where}: not a numeric image (dtype {a.dtype})")
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+        a = np.moveaxis(a, 0, -1)  # (C, H, W) -> (H, W, C)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim == 3 and a.shape[-1] in (2, 4):  # drop alpha
+        a = a[..., : a.shape[-1] - 1]
+        a = a[..., 0] if a.shape[-1] == 1 else a
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3):
+        raise ImageError(f"{where}: expected a gray or RGB image, got an array of shape {a.shape}")
+    if a.shape[0] < MIN_SIZE or a.shape[1] < MIN_SIZE:
+        raise ImageError(
+            f"{where}: image is {a.shape[0]}x{a.shape[1]}; at least {MIN_SIZE}x{MIN_SIZE} is needed"
+        )
+    if np.issubdtype(a.dtype, np.integer):
+        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
+    else:
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise ImageError(f"{where}: image contains NaN or Inf pixels; clean or mask them first")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0.0 or hi > 1.0:
+            a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    out = a[None] if a.ndim == 2 else np.moveaxis(a, -1, 0)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """``(C, H, W)`` -> ``(1, H, W)`` by ITU-R 601 luma (gray input is returned as is)."""
+    if image.shape[0] == 1:
+        return image
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)[:, None, None]
+    return (image * weights).sum(axis=0, keepdims=True)
+
+
+def crop_to_multiple(image: np.ndarray, s: int) -> np.ndarray:
+    """Crop ``(C, H, W)`` at the bottom/right so that H and W are multiples of ``s``."""
+    h, w = image.shape[-2] // s * s, image.shape[-1] // s * s
+    if h == 0 or w == 0:
+        raise ImageError(f"image of size {image.shape[-2:]} is smaller than the factor {s}")
+    return np.ascontiguousarray(image[..., :h, :w])
