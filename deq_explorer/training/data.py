@@ -16,9 +16,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from deq_explorer.images import load_image, load_sample, to_gray
+
 __all__ = ["BUILTIN", "ImageData", "generator", "load_images"]
 
-SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")  # .npy only as single files
 #: the offline photos of DESIGN.md: scikit-image, PyWavelets and matplotlib sample data
 BUILTIN = (
     "astronaut", "camera", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "coins",
@@ -33,49 +35,12 @@ def generator(seed: int, *keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def _to_float(a: np.ndarray, channels: int, where: str) -> Tensor:
-    """``(H, W[, C])`` image → ``(channels, H, W)`` float32 in [0, 1]."""
-    if np.issubdtype(a.dtype, np.integer):
-        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
-    elif a.dtype == bool:
-        a = a.astype(np.float32)
-    else:
-        a = a.astype(np.float32)
-        hi = float(np.nanmax(a)) if a.size else 0.0
-        if hi > 1.0:
-            a = a / hi
-    if a.ndim == 3 and a.shape[-1] == 4:
-        a = a[..., :3]
-    if a.ndim == 3 and a.shape[-1] == 3:
-        if channels == 1:
-            a = a @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    elif a.ndim == 3 and a.shape[-1] == 2:  # gray + alpha
-        a = a[..., 0]
-    if a.ndim != 2 and not (a.ndim == 3 and a.shape[-1] == 3):
-        raise ValueError(f"{where}: expected a gray or RGB image, got array of shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{where}: image contains NaN or Inf pixels")
-    t = torch.from_numpy(np.ascontiguousarray(a))
-    t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
-    if t.shape[0] != channels:
-        t = t.expand(channels, *t.shape[1:])
-    return t.clamp(0, 1).contiguous()
-
-
-def _builtin(name: str) -> np.ndarray:
-    if name in ("aero", "ascent"):
-        import pywt.data
-
-        return getattr(pywt.data, name)()
-    if name == "grace_hopper":
-        import matplotlib.image
-        from matplotlib import cbook
-
-        with cbook.get_sample_data("grace_hopper.jpg") as f:
-            return matplotlib.image.imread(f, format="jpg")
-    import skimage.data
-
-    return getattr(skimage.data, name)()
+def _channels(image: np.ndarray, channels: int) -> Tensor:
+    """``(C, H, W)`` in [0, 1] → tensor ``(channels, H, W)`` (luma or repeated gray)."""
+    if channels == 1:
+        image = to_gray(image)
+    t = torch.from_numpy(image)
+    return t.expand(channels, *t.shape[1:]).contiguous() if t.shape[0] != channels else t
 
 
 def load_images(source: str, channels: int = 1) -> list[tuple[str, Tensor]]:
@@ -94,23 +59,14 @@ def load_images(source: str, channels: int = 1) -> list[tuple[str, Tensor]]:
         Images ``(channels, H, W)`` float32 in [0, 1], in a fixed (sorted) order.
     """
     if source == "builtin":
-        return [(n, _to_float(_builtin(n), channels, f"builtin {n}")) for n in BUILTIN]
+        return [(n, _channels(load_sample(n), channels)) for n in BUILTIN]
     folder = Path(source)
     if not folder.is_dir():
         raise ValueError(f"data {source!r} is neither 'builtin' nor an existing folder of images")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
     if not files:
         raise ValueError(f"no png/jpg/tif images found under {source!r}")
-    import skimage.io
-
-    out = []
-    for p in files:
-        try:
-            a = skimage.io.imread(p)
-        except Exception as exc:
-            raise ValueError(f"cannot read image {str(p)!r}: {exc}") from None
-        out.append((str(p.relative_to(folder)), _to_float(np.asarray(a), channels, str(p))))
-    return out
+    return [(str(p.relative_to(folder)), _channels(load_image(p), channels)) for p in files]
 
 
 def _centre(x: Tensor, side: int) -> Tensor:
