@@ -26,6 +26,7 @@ __all__ = [
     "batch_psnr",
     "batch_ssim",
     "consistency",
+    "error_map",
     "psnr",
     "ssim",
 ]
@@ -61,24 +62,37 @@ def _as_batch(x: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def batch_psnr(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
-    """PSNR in dB per item, ``10 log10(range² / MSE)``; ``(B,)`` (``inf`` if identical)."""
+    """PSNR in dB per item, ``10 log10(range² / MSE)``; ``(B,)`` (``inf`` if identical).
+
+    The squared error is accumulated in float64.
+    """
     x, ref = _as_batch(x, ref)
-    err = (x.double() - ref.double()).pow(2).flatten(1).mean(1)
+    n = x[0].numel()
+    err = torch.linalg.vector_norm((x - ref).flatten(1), dim=1, dtype=torch.float64) ** 2 / n
     return 10.0 * torch.log10(data_range**2 / err)
 
 
-def _gaussian_window(device: torch.device) -> Tensor:
-    t = torch.arange(-_SSIM_RADIUS, _SSIM_RADIUS + 1, dtype=torch.float64, device=device)
+def _gaussian_window() -> Tensor:
+    """The 11 normalised taps of the σ = 1.5 Gaussian, float64 ``(11,)``."""
+    t = torch.arange(-_SSIM_RADIUS, _SSIM_RADIUS + 1, dtype=torch.float64)
     g = torch.exp(-0.5 * (t / _SSIM_SIGMA) ** 2)
     return g / g.sum()
+
+
+_WINDOW = _gaussian_window()
 
 
 def batch_ssim(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
     """Gaussian-window SSIM per item, channels averaged; ``(B,)``.
 
-    The 11-tap window (σ = 1.5) is applied without padding: scikit-image crops
-    the 5-pixel border where its padding would matter, so the valid part is
-    exactly what it averages. Computed in float64.
+    The 11-tap window (σ = 1.5) is applied without padding, separably (two
+    1-D grouped convolutions, rows then columns) to the five statistics
+    ``x, ref, x², ref², x·ref`` stacked along the channel axis: scikit-image
+    crops the 5-pixel border where its padding would matter, so the valid
+    part is exactly what it averages. Computed in
+    the input's precision (at least float32) on images shifted by
+    ``data_range/2``, which keeps the variances ``E[x²] − E[x]²`` free of
+    cancellation; the mean over pixels is accumulated in float64.
 
     Raises
     ------
@@ -86,24 +100,37 @@ def batch_ssim(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
         If ``H`` or ``W`` is smaller than the 11-pixel window.
     """
     x, ref = _as_batch(x, ref)
-    B, C, H, W = x.shape
+    H, W = x.shape[-2:]
     size = SSIM_MIN_SIZE
     if H < size or W < size:
         raise ValueError(f"SSIM needs images of at least {size}×{size} pixels; got {H}×{W}")
-    x, ref = x.double(), ref.double()
-    g = _gaussian_window(x.device)
-    stack = torch.stack([x, ref, x * x, ref * ref, x * ref], dim=2).reshape(-1, 1, H, W)
-    blur = F.conv2d(F.conv2d(stack, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
-    ux, uy, uxx, uyy, uxy = blur.reshape(B, C, 5, H - size + 1, W - size + 1).unbind(2)
-    vx, vy, vxy = uxx - ux * ux, uyy - uy * uy, uxy - ux * uy
+    C = x.shape[1]
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    shift = 0.5 * data_range
+    a, b = x.to(dtype) - shift, ref.to(dtype) - shift
+    stats = torch.cat([a, b, a * a, b * b, a * b], dim=1)  # (B, 5C, H, W)
+    n = stats.shape[1]
+    g = _WINDOW.to(device=x.device, dtype=dtype)
+    blur = F.conv2d(stats, g.view(1, 1, 1, -1).expand(n, 1, 1, -1), groups=n)
+    blur = F.conv2d(blur, g.view(1, 1, -1, 1).expand(n, 1, -1, 1), groups=n)
+    ua, ub, uaa, ubb, uab = blur.unflatten(1, (5, C)).unbind(1)
+    va, vb, vab = uaa - ua * ua, ubb - ub * ub, uab - ua * ub
+    ux, uy = ua + shift, ub + shift
     c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(1)
+    s = ((2 * ux * uy + c1) * (2 * vab + c2)) / ((ux * ux + uy * uy + c1) * (va + vb + c2))
+    return s.flatten(1).mean(1, dtype=torch.float64)
 
 
-def batch_consistency(op: Forward, x: Tensor, y: Tensor) -> Tensor:
-    """Relative data consistency ``‖Ax − y‖ / ‖y‖`` per item; ``(B,)``."""
-    return op.norm(op.A(x) - y) / op.norm(y).clamp_min(torch.finfo(x.dtype).tiny)
+def batch_consistency(op: Forward, x: Tensor, y: Tensor, y_norm: Tensor | None = None) -> Tensor:
+    """Relative data consistency ``‖Ax − y‖ / ‖y‖`` per item; ``(B,)``.
+
+    ``y_norm`` (``op.norm(y)``, ``(B,)``) may be passed by callers that
+    measure the same ``y`` repeatedly; ``‖y‖ = 0`` counts as the smallest
+    positive number.
+    """
+    if y_norm is None:
+        y_norm = op.norm(y)
+    return op.norm(op.A(x) - y) / y_norm.clamp_min(torch.finfo(x.dtype).tiny)
 
 
 def psnr(x: Tensor, ref: Tensor, data_range: float = 1.0) -> float:
@@ -119,3 +146,8 @@ def ssim(x: Tensor, ref: Tensor, data_range: float = 1.0) -> float:
 def consistency(op: Forward, x: Tensor, y: Tensor) -> float:
     """Batch-mean relative data consistency ``‖Ax − y‖ / ‖y‖``."""
     return float(batch_consistency(op, x, y).mean())
+
+
+def error_map(x: Tensor, ref: Tensor) -> Tensor:
+    """Per-pixel absolute error ``|x − ref|``, same shape as ``x``."""
+    return (x - ref).abs()

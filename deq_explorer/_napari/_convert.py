@@ -1,0 +1,71 @@
+"""Array layouts between the core ``(C, H, W)`` and napari layers.
+
+The core works on ``(C, H, W)`` float images in [0, 1]; napari shows ``(H, W)``
+(gray) or ``(H, W, 3)`` (RGB) arrays. These helpers only move axes and read
+pixel types; they do no image maths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.util import img_as_float32
+
+__all__ = ["LayerError", "from_layer_data", "to_layer_data"]
+
+
+class LayerError(ValueError):
+    """A layer cannot be used as an image (wrong dimensions, type, values)."""
+
+
+def to_layer_data(x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(C, H, W)`` -> napari data and its ``rgb`` flag.
+
+    Gray ``(1, H, W)`` becomes ``(H, W)``; colour ``(3, H, W)`` becomes
+    ``(H, W, 3)`` with ``rgb=True``; stacks ``(N, C, H, W)`` keep ``N`` first.
+    """
+    x = np.asarray(x)
+    if x.shape[-3] == 1:
+        return x[..., 0, :, :], False
+    return np.moveaxis(x, -3, -1), True
+
+
+def from_layer_data(data: object, rgb: bool, name: str = "layer") -> np.ndarray:
+    """A 2-D gray or RGB layer's data -> ``(C, H, W)`` float32 in [0, 1].
+
+    Integer data is scaled by its type's range; float data must already lie in
+    [0, 1] (up to rounding) and be finite.
+
+    Raises
+    ------
+    LayerError
+        For data that is not one 2-D image, not finite, or out of range.
+    """
+    arr = np.asarray(data)
+    if rgb:
+        if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
+            raise LayerError(f"layer {name!r}: expected (H, W, 3) RGB data, got {arr.shape}")
+        arr = np.moveaxis(arr[..., :3], -1, 0)
+    else:
+        if arr.ndim != 2:
+            raise LayerError(
+                f"layer {name!r} has shape {arr.shape}; pick a single 2-D image "
+                "(gray or RGB), not a stack or a volume"
+            )
+        arr = arr[None]
+    if min(arr.shape[-2:]) < 8:
+        raise LayerError(f"layer {name!r} is {arr.shape[-2]}×{arr.shape[-1]}; need at least 8×8")
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+        raise LayerError(f"layer {name!r} has {arr.dtype} pixels; expected numbers")
+    if np.iscomplexobj(arr):
+        raise LayerError(f"layer {name!r} is complex; pick a real image layer")
+    if np.issubdtype(arr.dtype, np.integer):
+        return np.ascontiguousarray(img_as_float32(arr))
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise LayerError(f"layer {name!r} contains NaN or Inf pixels")
+    if arr.min() < -1e-3 or arr.max() > 1 + 1e-3:
+        raise LayerError(
+            f"layer {name!r} has values in [{arr.min():.3g}, {arr.max():.3g}]; "
+            "float images must lie in [0, 1] (rescale the layer first)"
+        )
+    return np.ascontiguousarray(np.clip(arr, 0.0, 1.0))

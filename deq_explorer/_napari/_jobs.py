@@ -1,0 +1,131 @@
+"""Background jobs: the core generators, turned into messages the GUI can show.
+
+Each job is a generator that takes ``stop`` (a callable, True to stop between
+two iterations), sets torch's grad mode for its own thread, and yields frozen
+records holding numpy *copies*. No Qt here: the panels run these in napari's
+``thread_worker`` through :class:`~deq_explorer._napari._runner.Runner`, and
+the benchmark runs them headless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from deq_explorer import api, metrics, training
+from deq_explorer.fixedpoint.base import Iterate
+
+__all__ = ["Frame", "SolveConfig", "compare_job", "release_memory", "solve_job", "train_job"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SolveConfig:
+    """What the Reconstruct panel asks the core for (one :func:`api.run` call)."""
+
+    prior: str = "tv"
+    solver: str = "pnp-pgm"
+    accel: str = "none"
+    max_iter: int = 100
+    tol: float = 1e-4
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Frame:
+    """One iterate, copied to numpy.
+
+    ``x``, ``change`` (``|x_k − x_{k−1}|``) and ``error`` (``|x_k − x*|``, ``None``
+    without a reference) are ``(C, H, W)`` float32; ``run`` is the index of the
+    configuration in a comparison (0 for a single solve).
+    """
+
+    run: int
+    k: int
+    x: np.ndarray
+    change: np.ndarray
+    error: np.ndarray | None
+    residual: float
+    consistency: float
+    psnr: float | None
+    ssim: float | None
+    seconds: float
+    status: str
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach()[0].to("cpu", torch.float32).numpy().copy()
+
+
+def to_frame(it: Iterate, reference: torch.Tensor | None, run: int = 0) -> Frame:
+    """Copy an :class:`Iterate` (batch item 0) to a :class:`Frame`."""
+    error = None if reference is None else _numpy(metrics.error_map(it.x, reference))
+    return Frame(
+        run=run,
+        k=it.k,
+        x=_numpy(it.x),
+        change=_numpy(it.change),
+        error=error,
+        residual=float(it.residual),
+        consistency=float(it.consistency),
+        psnr=it.psnr,
+        ssim=it.ssim,
+        seconds=float(it.seconds),
+        status=it.status.value,
+    )
+
+
+def release_memory(problem: api.Problem) -> None:
+    """Give cached CUDA memory back after a run on the GPU."""
+    if problem.y.is_cuda:
+        torch.cuda.empty_cache()
+
+
+def solve_job(
+    problem: api.Problem,
+    config: SolveConfig,
+    w: torch.Tensor | None = None,
+    run: int = 0,
+    *,
+    stop: Callable[[], bool],
+) -> Iterator[Frame]:
+    """Stream :func:`api.run` as frames; the last frame carries the final status."""
+    torch.set_grad_enabled(False)
+    try:
+        its = api.run(
+            problem,
+            prior=config.prior,
+            solver=config.solver,
+            accel=config.accel,
+            max_iter=config.max_iter,
+            tol=config.tol,
+            w=w,
+            stop=stop,
+        )
+        for it in its:
+            yield to_frame(it, problem.x_true, run)
+    finally:
+        release_memory(problem)
+
+
+def compare_job(
+    problem: api.Problem, configs: Sequence[SolveConfig], *, stop: Callable[[], bool]
+) -> Iterator[Frame]:
+    """Solve the same problem with each configuration in turn (``Frame.run`` = index)."""
+    for i, config in enumerate(configs):
+        if stop():
+            return
+        yield from solve_job(problem, config, run=i, stop=stop)
+
+
+def train_job(
+    config: training.TrainConfig, *, stop: Callable[[], bool]
+) -> Iterator[training.TrainEvent]:
+    """Stream the training loop's events (grad mode on in this thread)."""
+    torch.set_grad_enabled(True)
+    yield from training.train(config, stop)

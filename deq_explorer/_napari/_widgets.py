@@ -1,0 +1,94 @@
+"""Small form pieces the panels share: registry spec pickers, layer choices, devices."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from magicgui.widgets import ComboBox, Container, LineEdit
+from napari.layers import Image, Layer
+from psygnal import Signal
+
+from deq_explorer.registry import Registry
+
+__all__ = ["SpecPicker", "device_choices", "events", "image_layers", "layer_by_name"]
+
+
+class _Events:
+    """Cross-panel news: panels subscribe, none imports another."""
+
+    priors_changed = Signal()  # a prior was registered (e.g. by the Train panel)
+
+
+events = _Events()
+
+
+def options_text(registry: Registry[Any], name: str) -> str:
+    """Default options of entry ``name`` as ``key=value,...`` (empty if none)."""
+    try:
+        options = registry.entry(name).options()
+    except ValueError:
+        return ""
+    return ",".join(f"{k}={v}" for k, v in options.items())
+
+
+class SpecPicker(Container):
+    """A registry name plus its options, read back as a spec ``name:key=value,...``.
+
+    The options field is filled with the entry's defaults whenever the name
+    changes; the user edits them in place.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        registry: Registry[Any],
+        value: str,
+        exclude: tuple[str, ...] = (),
+    ) -> None:
+        self.registry = registry
+
+        def names(_: Any = None) -> list[str]:
+            return [n for n in registry.names() if n not in exclude]
+
+        self.choice = ComboBox(choices=names, value=value if value in names() else None)
+        self.params = LineEdit(value=options_text(registry, self.choice.value or ""))
+        self.params.tooltip = "options as key=value,key=value (defaults filled in)"
+        super().__init__(widgets=[self.choice, self.params], layout="horizontal", label=label)
+        self.margins = (0, 0, 0, 0)
+        self.choice.changed.connect(self._defaults)
+
+    def _defaults(self, name: str | None) -> None:
+        self.params.value = options_text(self.registry, name or "")
+
+    @property
+    def spec(self) -> str:
+        name, opts = self.choice.value or "", self.params.value.strip().strip(",")
+        return f"{name}:{opts}" if opts else name
+
+    def refresh(self) -> None:
+        """Re-read the registry's names (keeps the current choice when it still exists)."""
+        self.choice.reset_choices()
+
+
+def image_layers(viewer: Any, where: Callable[[Layer], bool] | None = None) -> list[Any]:
+    """``(name, layer)`` choices of the viewer's image layers passing ``where``."""
+    return [
+        (layer.name, layer)
+        for layer in viewer.layers
+        if isinstance(layer, Image) and (where is None or where(layer))
+    ]
+
+
+def layer_by_name(viewer: Any, name: str) -> Layer | None:
+    return viewer.layers[name] if name in viewer.layers else None
+
+
+def device_choices() -> list[tuple[str, str]]:
+    """Device choices with what they resolve to on this machine."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    out = [(f"auto ({'GPU: ' + gpu if gpu else 'CPU'})", "auto"), ("cpu", "cpu")]
+    if gpu:
+        out.append((f"cuda ({gpu})", "cuda"))
+    return out

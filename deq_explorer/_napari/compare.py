@@ -1,0 +1,301 @@
+"""The Compare panel: several priors on one measurement, side by side."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from deq_explorer._napari import _problems
+from deq_explorer._napari._convert import to_layer_data
+from deq_explorer._napari._jobs import Frame, SolveConfig, compare_job
+from deq_explorer._napari._plot import Axis, CurvePlot
+from deq_explorer._napari._runner import Failed, Runner
+from deq_explorer._napari._widgets import SpecPicker, events, image_layers
+from deq_explorer._napari.reconstruct import history_of
+from deq_explorer.registry import accelerators, priors, solvers
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["COLUMNS", "ComparePanel"]
+
+COLUMNS = (
+    "prior",
+    "solver",
+    "accel",
+    "status",
+    "iterations",
+    "PSNR",
+    "SSIM",
+    "consistency",
+    "seconds",
+)
+CURVES = (
+    Axis(key="residual", label="rel. residual", log=True),
+    Axis(key="psnr", label="PSNR [dB]"),
+)
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+class ComparePanel(QWidget):
+    """Tick priors (and add specs); Run solves each on the same measurement.
+
+    Results appear as layers in napari's grid mode, named with the prior and
+    its PSNR/SSIM; the curves of all runs share one plot; the metrics table
+    can be copied (tab-separated) or saved as CSV.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = getattr(viewer, "__wrapped__", viewer)
+        self.measurement = ComboBox(
+            label="measurement",
+            choices=lambda _: image_layers(self.viewer, _problems.is_measurement),
+        )
+        self.extra = LineEdit(
+            label="more priors", tooltip="specs separated by ';', e.g. tv:weight=0.1"
+        )
+        self.solver = SpecPicker("solver", solvers, "pnp-pgm")
+        self.accel = SpecPicker("accelerator", accelerators, "none")
+        self.max_iter = SpinBox(label="max iterations", value=100, min=1, max=100_000)
+        self.tol = FloatSpinBox(label="tolerance", value=1e-4, min=0.0, max=1.0, step=1e-5)
+        self.form = Container(
+            widgets=[self.measurement, self.solver, self.accel, self.max_iter, self.tol, self.extra]
+        )
+        self.prior_list = QListWidget()
+        self.prior_list.setMaximumHeight(120)
+        self.run_button, self.stop_button = QPushButton("Run comparison"), QPushButton("Stop")
+        self.copy_button, self.save_button = QPushButton("Copy table"), QPushButton("Save CSV…")
+        self.progress = QProgressBar()
+        self.status = QLabel("tick two or more priors")
+        self.plot = CurvePlot(CURVES, theme=self.viewer.theme)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("priors"))
+        layout.addWidget(self.prior_list)
+        layout.addWidget(self.form.native)
+        row = QHBoxLayout()
+        row.addWidget(self.run_button)
+        row.addWidget(self.stop_button)
+        layout.addLayout(row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.table, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.copy_button)
+        row.addWidget(self.save_button)
+        layout.addLayout(row)
+
+        self.runner = Runner(self, self._on_frames, self._on_done)
+        self.configs: list[SolveConfig] = []
+        self.frames: dict[int, list[Frame]] = {}
+        self.layers: dict[int, Any] = {}
+        self.run_button.clicked.connect(self.run)
+        self.stop_button.clicked.connect(self.runner.stop)
+        self.copy_button.clicked.connect(self.copy_table)
+        self.save_button.clicked.connect(lambda: self.save_csv())
+        self.viewer.events.theme.connect(lambda e: self.plot.apply_theme(self.viewer.theme))
+        events.priors_changed.connect(self.refresh_priors)
+        self.refresh_priors()
+        self._set_running(False)
+
+    # -- choices ------------------------------------------------------------------
+    def refresh_priors(self, *_: Any) -> None:
+        """List the registry's priors, keeping the ticks (``identity`` and ``tv`` by default)."""
+        ticked = set(self.ticked()) if self.prior_list.count() else {"identity", "tv"}
+        self.prior_list.clear()
+        for name in priors.names():
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if name in ticked else Qt.CheckState.Unchecked)
+            self.prior_list.addItem(item)
+
+    def ticked(self) -> list[str]:
+        items = (self.prior_list.item(i) for i in range(self.prior_list.count()))
+        return [it.text() for it in items if it.checkState() == Qt.CheckState.Checked]
+
+    def set_ticked(self, names: list[str]) -> None:
+        for i in range(self.prior_list.count()):
+            item = self.prior_list.item(i)
+            on = item.text() in names
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def reset_choices(self, *_: Any) -> None:
+        self.form.reset_choices()
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+
+    # -- control --------------------------------------------------------------------
+    def run(self, *_: Any) -> bool:
+        """Start the comparison; returns whether it started."""
+        if self.runner.running:
+            show_warning("A comparison is already running: press Stop first.")
+            return False
+        specs = self.ticked() + [s.strip() for s in self.extra.value.split(";") if s.strip()]
+        if not specs:
+            show_error("Compare: tick at least one prior (or type a spec under 'more priors').")
+            return False
+        layer = self.measurement.value
+        if layer is None:
+            show_error("Compare: no measurement layer. Simulate one in the Problem panel first.")
+            return False
+        try:
+            problem = _problems.problem_of(layer, self.viewer.layers)
+        except ValueError as exc:
+            show_error(f"Compare: {exc}")
+            return False
+        self.configs = [
+            SolveConfig(
+                prior=spec,
+                solver=self.solver.spec,
+                accel=self.accel.spec,
+                max_iter=int(self.max_iter.value),
+                tol=float(self.tol.value),
+            )
+            for spec in specs
+        ]
+        self.frames, self.layers = {}, {}
+        self.plot.clear()
+        self.table.setRowCount(0)
+        self.progress.setRange(0, len(self.configs) * self.configs[0].max_iter)
+        self.progress.setValue(0)
+        self.status.setText(f"comparing {len(specs)} priors …")
+        for other in self.viewer.layers:
+            other.visible = False
+        self._set_running(True)
+        self.runner.start(compare_job, problem, self.configs)
+        return True
+
+    # -- streaming ---------------------------------------------------------------------
+    def _on_frames(self, batch: list[Any]) -> None:
+        for m in batch:
+            if isinstance(m, Failed):
+                show_error(f"Comparison failed: {m.message}")
+        frames = [m for m in batch if isinstance(m, Frame)]
+        for f in frames:
+            self.frames.setdefault(f.run, []).append(f)
+        for run in sorted({f.run for f in frames}):
+            last = self.frames[run][-1]
+            self._show(run, last)
+            self.plot.set_series(self.configs[run].prior, history_of(self.frames[run]))
+            if last.status != "running":
+                self._finish(run, last)
+        if frames:
+            f = frames[-1]
+            self.progress.setValue(f.run * self.configs[0].max_iter + f.k)
+
+    def _show(self, run: int, f: Frame) -> None:
+        data, rgb = to_layer_data(f.x)
+        layer = self.layers.get(run)
+        if layer is None or layer not in self.viewer.layers:
+            layer = self.viewer.add_image(
+                data,
+                rgb=rgb,
+                name=self.configs[run].prior,
+                contrast_limits=None if rgb else (0.0, 1.0),
+            )
+            layer.name_overlay.visible = True
+            self.layers[run] = layer
+            self.viewer.canvas.grid.enabled = True
+            self.viewer.reset_view()
+        else:
+            layer.data = data
+
+    def _finish(self, run: int, f: Frame) -> None:
+        config, layer = self.configs[run], self.layers[run]
+        label = config.prior
+        if f.psnr is not None:
+            label += f" | PSNR {f.psnr:.2f} dB | SSIM {f.ssim:.3f}"
+        layer.name = label
+        row = self.row(run)
+        layer.metadata[_problems.KEY] = {
+            "role": "comparison",
+            "config": config.as_dict(),
+            "status": f.status,
+            "metrics": dict(zip(COLUMNS, row, strict=True)),
+            "history": history_of(self.frames[run]),
+        }
+        n = self.table.rowCount()
+        self.table.insertRow(n)
+        for j, value in enumerate(row):
+            self.table.setItem(n, j, QTableWidgetItem(str(value)))
+        self.table.resizeColumnsToContents()
+
+    def row(self, run: int) -> tuple:
+        """The table row of run ``run``: values in :data:`COLUMNS` order."""
+        c, f = self.configs[run], self.frames[run][-1]
+        return (
+            c.prior,
+            c.solver,
+            c.accel,
+            f.status,
+            f.k,
+            _fmt(f.psnr, ".2f"),
+            _fmt(f.ssim, ".4f"),
+            _fmt(f.consistency, ".3e"),
+            _fmt(f.seconds, ".2f"),
+        )
+
+    def _on_done(self) -> None:
+        self._set_running(False)
+        done = sum(1 for fs in self.frames.values() if fs and fs[-1].status != "running")
+        self.status.setText(f"{done} of {len(self.configs)} runs finished")
+        self.viewer.reset_view()
+        if done:
+            show_info(f"Comparison finished: {done} runs (see the table).")
+
+    # -- table export ------------------------------------------------------------------------
+    def table_rows(self) -> list[list[str]]:
+        """The table as rows of strings, header first."""
+        rows = [list(COLUMNS)]
+        for i in range(self.table.rowCount()):
+            rows.append([self.table.item(i, j).text() for j in range(self.table.columnCount())])
+        return rows
+
+    def copy_table(self, *_: Any) -> str:
+        """Copy the table to the clipboard as tab-separated text (and return it)."""
+        buf = io.StringIO()
+        csv.writer(buf, delimiter="\t", lineterminator="\n").writerows(self.table_rows())
+        QApplication.clipboard().setText(buf.getvalue())
+        return buf.getvalue()
+
+    def save_csv(self, path: str | Path | None = None) -> Path | None:
+        """Write the table as CSV to ``path`` (asks for one when ``None``)."""
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save metrics", "compare.csv", "CSV (*.csv)"
+            )
+            if not path:
+                return None
+        path = Path(path)
+        with path.open("w", newline="") as fh:
+            csv.writer(fh).writerows(self.table_rows())
+        show_info(f"Saved {path}")
+        return path

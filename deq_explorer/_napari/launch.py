@@ -1,0 +1,29 @@
+"""``deq-explorer`` with no sub-command: napari with the explorer and a problem loaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["PLUGIN", "main", "open_explorer"]
+
+PLUGIN = "deq-explorer"
+
+
+def open_explorer(viewer: Any, sample: str | None = "mri_problem") -> Any:
+    """Dock the tabbed explorer in ``viewer`` and open ``sample``; returns the explorer."""
+    _, explorer = viewer.window.add_plugin_dock_widget(PLUGIN, "DEQ Explorer")
+    if sample:
+        viewer.open_sample(PLUGIN, sample)
+        explorer.reset_choices()
+        explorer.tabs.setCurrentIndex(1)  # Reconstruct: ready to press Run
+    return explorer
+
+
+def main() -> int:
+    """Open napari with the explorer docked and the MRI problem loaded; returns 0."""
+    import napari
+
+    viewer = napari.Viewer(title="DEQ Explorer")
+    open_explorer(viewer)
+    napari.run()
+    return 0

@@ -1,0 +1,367 @@
+"""The Reconstruct panel: one solve, streamed live into layers and a dock plot."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox
+from napari.layers import Image
+from napari.utils.notifications import show_error, show_warning
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from deq_explorer._napari import _problems
+from deq_explorer._napari._convert import from_layer_data, to_layer_data
+from deq_explorer._napari._jobs import Frame, SolveConfig, solve_job
+from deq_explorer._napari._plot import Axis, CurvePlot
+from deq_explorer._napari._runner import Failed, Runner
+from deq_explorer._napari._widgets import SpecPicker, events, image_layers
+from deq_explorer.registry import accelerators, priors, solvers
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["CURVES", "ReconstructPanel", "history_of"]
+
+#: the curves of a solve: history key, label, log scale
+CURVES = (
+    Axis(key="residual", label="rel. residual", log=True),
+    Axis(key="psnr", label="PSNR [dB]"),
+    Axis(key="consistency", label="‖Ax−y‖/‖y‖", log=True),
+)
+RESULT, CHANGE, ERROR, STACK = "reconstruction", "|x_k − x_k−1|", "|x_k − x*|", "iterates"
+_PLOT_EVERY_S = 0.5  # redraw the curves at most twice a second while running
+_GAP = 8  # pixels between the result, change and error layers
+
+
+def history_of(frames: list[Frame]) -> dict[str, list]:
+    """The scalar history of a run (lists by key), as stored in the result's metadata."""
+    keys = ("k", "residual", "consistency", "psnr", "ssim", "seconds")
+    return {key: [getattr(f, key) for f in frames] for key in keys}
+
+
+class ReconstructPanel(QWidget):
+    """Prior, solver, accelerator, budget; Run / Pause / Stop with live layers and curves.
+
+    While a solve runs, the ``reconstruction`` layer is updated in place
+    (contrast limits fixed to [0, 1]); to its right the per-pixel change
+    ``|x_k − x_{k−1}|`` and, when the ground truth is known, the error map
+    ``|x_k − x*|``.
+    The curves plot relative residual, PSNR and consistency against iteration.
+    With "record iterates", every k-th iterate goes into an ``iterates`` stack
+    layer (capped by a memory budget) and the plot marks the iteration shown
+    by napari's slider. The final layer's metadata holds the configuration,
+    status, metrics and history.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = getattr(viewer, "__wrapped__", viewer)
+        self.measurement = ComboBox(
+            label="measurement",
+            choices=lambda _: image_layers(self.viewer, _problems.is_measurement),
+        )
+        self.prior = SpecPicker("prior", priors, "tv")
+        self.solver = SpecPicker("solver", solvers, "pnp-pgm")
+        self.accel = SpecPicker("accelerator", accelerators, "none")
+        self.w_layer = ComboBox(
+            label="backbone w",
+            choices=lambda _: [("init(y) (default)", None), *image_layers(self.viewer)],
+            tooltip="MCNet: the backbone output the consistency layer starts from",
+        )
+        self.max_iter = SpinBox(label="max iterations", value=100, min=1, max=100_000)
+        self.tol = FloatSpinBox(label="tolerance", value=1e-4, min=0.0, max=1.0, step=1e-5)
+        self.record = CheckBox(text="record iterates into a stack")
+        self.every = SpinBox(label="every k-th", value=1, min=1, max=10_000)
+        self.budget = SpinBox(label="budget [MB]", value=256, min=1, max=65_536)
+        self.budget_info = Label(value="")
+        self.device = Label(label="device", value="")
+        self.form = Container(
+            widgets=[
+                self.measurement,
+                self.device,
+                self.prior,
+                self.solver,
+                self.accel,
+                self.w_layer,
+                self.max_iter,
+                self.tol,
+                self.record,
+                self.every,
+                self.budget,
+                self.budget_info,
+            ]
+        )
+        self.run_button = QPushButton("Run")
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        self.progress = QProgressBar()
+        self.status = QLabel("ready")
+        self.status.setWordWrap(True)
+        self.plot = CurvePlot(CURVES, theme=self.viewer.theme)
+        buttons = QHBoxLayout()
+        for b in (self.run_button, self.pause_button, self.stop_button):
+            buttons.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.plot, 1)
+
+        self.runner = Runner(self, self._on_frames, self._on_done, interval_ms=150)
+        self.frames: list[Frame] = []
+        self.last: Frame | None = None
+        self.config: SolveConfig | None = None
+        self._stack: np.ndarray | None = None
+        self._stack_ks: list[int] = []
+        self._plotted = 0.0
+        self._run_meta: dict[str, Any] = {}
+
+        self.run_button.clicked.connect(self.run)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.stop)
+        self.solver.choice.changed.connect(self._solver_changed)
+        for w in (self.record, self.every, self.budget, self.max_iter, self.measurement):
+            w.changed.connect(self._update_budget)
+        self.viewer.dims.events.current_step.connect(self._follow_slider)
+        self.viewer.events.theme.connect(lambda e: self.plot.apply_theme(self.viewer.theme))
+        events.priors_changed.connect(self.prior.refresh)
+        self._solver_changed(self.solver.choice.value)
+        self._set_running(False)
+        self._update_budget()
+
+    # -- form state ---------------------------------------------------------------
+    def reset_choices(self, *_: Any) -> None:
+        """Refresh layer and registry choices (napari calls this on layer changes)."""
+        self.form.reset_choices()
+        self._update_budget()
+
+    def _solver_changed(self, name: str | None) -> None:
+        self.w_layer.visible = name == "mcnet-admm"
+
+    def stack_capacity(self, shape: tuple[int, ...]) -> int:
+        """How many iterates of ``(C, H, W)`` float32 the stack keeps."""
+        per_frame = 4 * int(np.prod(shape))
+        wanted = -(-self.max_iter.value // self.every.value)
+        return max(1, min(wanted, (self.budget.value * 2**20) // per_frame))
+
+    def _update_budget(self, *_: Any) -> None:
+        for w in (self.every, self.budget, self.budget_info):
+            w.visible = self.record.value
+        layer = self.measurement.value
+        problem = self._problem_or_none(layer)
+        if problem is None:
+            self.budget_info.value = self.device.value = ""
+            return
+        device = problem.y.device
+        self.device.value = (
+            f"GPU ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "CPU"
+        )
+        shape = tuple(problem.op.x_shape)
+        n = self.stack_capacity(shape)
+        mb = n * 4 * int(np.prod(shape)) / 2**20
+        self.budget_info.value = f"keeps ≤ {n} iterates × {shape[-2]}×{shape[-1]} = {mb:.1f} MB"
+
+    def _problem_or_none(self, layer: Image | None) -> Any:
+        if layer is None:
+            return None
+        try:
+            return _problems.problem_of(layer, self.viewer.layers)
+        except ValueError:
+            return None
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        self.pause_button.setText("Pause")
+
+    # -- control ----------------------------------------------------------------------
+    def config_from_form(self) -> SolveConfig:
+        return SolveConfig(
+            prior=self.prior.spec,
+            solver=self.solver.spec,
+            accel=self.accel.spec,
+            max_iter=int(self.max_iter.value),
+            tol=float(self.tol.value),
+        )
+
+    def run(self, *_: Any) -> bool:
+        """Start a solve of the chosen measurement; returns whether it started."""
+        if self.runner.running:
+            show_warning("A reconstruction is already running: press Stop first.")
+            return False
+        layer = self.measurement.value
+        if layer is None:
+            show_error("Run: no measurement layer. Simulate one in the Problem panel first.")
+            return False
+        try:
+            problem = _problems.problem_of(layer, self.viewer.layers)
+            w = self._backbone(problem)
+        except ValueError as exc:
+            show_error(f"Run: {exc}")
+            return False
+        self.config = self.config_from_form()
+        self.problem, self.frames, self.last = problem, [], None
+        self._stack, self._stack_ks = None, []
+        self._error_scaled = False
+        self._run_meta = {"measurement": layer.name, "started": time.time()}
+        self.plot.clear()
+        self.progress.setRange(0, self.config.max_iter)
+        self.progress.setValue(0)
+        self.status.setText(f"running {self.config.prior} · {self.config.solver} …")
+        self._set_running(True)
+        self.runner.start(solve_job, problem, self.config, w)
+        return True
+
+    def _backbone(self, problem: Any) -> torch.Tensor | None:
+        layer = self.w_layer.value
+        if self.solver.choice.value != "mcnet-admm" or layer is None:
+            return None
+        w = from_layer_data(layer.data, layer.rgb, layer.name)
+        if w.shape != tuple(problem.op.x_shape):
+            raise ValueError(
+                f"backbone layer {layer.name!r} is {w.shape}; the problem's images are "
+                f"{tuple(problem.op.x_shape)} (C, H, W)"
+            )
+        return torch.as_tensor(w, device=problem.y.device)[None]
+
+    def stop(self, *_: Any) -> None:
+        """Stop within one iteration; the partial result stays."""
+        self.runner.stop()
+        self.status.setText("stopping …")
+
+    def toggle_pause(self, *_: Any) -> None:
+        self.runner.toggle_pause()
+        self.pause_button.setText("Resume" if self.pause_button.text() == "Pause" else "Pause")
+
+    # -- streaming ------------------------------------------------------------------------
+    def _on_frames(self, batch: list[Any]) -> None:
+        frames = [m for m in batch if isinstance(m, Frame)]
+        for f in frames:
+            self._record(f)
+        self.frames.extend(frames)
+        failed = [m for m in batch if isinstance(m, Failed)]
+        if frames:
+            self.last = frames[-1]
+            self._show(self.last)
+            self.progress.setValue(min(self.last.k, self.progress.maximum()))
+            now = time.perf_counter()
+            if now - self._plotted > _PLOT_EVERY_S:
+                self._plotted = now
+                self.plot.set_series("run", history_of(self.frames))
+            psnr = "" if self.last.psnr is None else f", PSNR {self.last.psnr:.2f} dB"
+            self.status.setText(f"iteration {self.last.k}: residual {self.last.residual:.2e}{psnr}")
+        for f in failed:
+            self._run_meta["error"] = f.message
+            show_error(f"Reconstruction failed: {f.message}")
+
+    def _record(self, f: Frame) -> None:
+        if not self.record.value or (f.k % self.every.value and f.status == "running"):
+            return
+        if self._stack is None:
+            self._stack = np.empty((self.stack_capacity(f.x.shape), *f.x.shape), np.float32)
+        if len(self._stack_ks) < len(self._stack):
+            self._stack[len(self._stack_ks)] = f.x
+            self._stack_ks.append(f.k)
+
+    def _layer(self, name: str, data: np.ndarray, rgb: bool, slot: int, **kwargs: Any) -> Image:
+        """Update layer ``name`` in place when it fits, else add it ``slot`` widths to the right."""
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            if layer.data.shape == data.shape and layer.rgb == rgb:
+                layer.data = data
+                return layer
+            self.viewer.layers.remove(layer)
+        width = data.shape[1]
+        layer = self.viewer.add_image(
+            data, name=name, rgb=rgb, translate=(0, slot * (width + _GAP)), **kwargs
+        )
+        self.viewer.reset_view()
+        return layer
+
+    def _show(self, f: Frame) -> None:
+        data, rgb = to_layer_data(f.x)
+        limits = {} if rgb else {"contrast_limits": (0.0, 1.0)}
+        self.result = self._layer(RESULT, data, rgb, 0, **limits)
+        change = f.change.max(axis=0)  # largest channel change, one map for colour too
+        layer = self._layer(CHANGE, change, False, 1, colormap="magma")
+        layer.contrast_limits = (0.0, max(float(change.max()), 1e-12))
+        if f.error is not None:
+            error = f.error.max(axis=0)
+            layer = self._layer(ERROR, error, False, 2, colormap="inferno")
+            if not self._error_scaled:
+                self._error_scaled = True
+                layer.contrast_limits = (0.0, max(float(error.max()), 1e-12))
+
+    def _on_done(self) -> None:
+        self._set_running(False)
+        f = self.last
+        if f is None:
+            self.status.setText(f"failed: {self._run_meta.get('error', 'no iterate')}")
+            return
+        history = history_of(self.frames)
+        self.plot.set_series("run", history)
+        metrics = {
+            "psnr": f.psnr,
+            "ssim": f.ssim,
+            "consistency": f.consistency,
+            "residual": f.residual,
+            "iterations": f.k,
+            "seconds": f.seconds,
+        }
+        self.result.metadata[_problems.KEY] = {
+            "role": "reconstruction",
+            "config": self.config.as_dict(),
+            "problem": {
+                k: v
+                for k, v in (_problems.recipe_of(self._measurement_layer()) or {}).items()
+                if k != "role"
+            },
+            "measurement": self._run_meta["measurement"],
+            "status": f.status,
+            "metrics": metrics,
+            "history": history,
+        }
+        if self._stack_ks:
+            self._add_stack()
+        psnr = "" if f.psnr is None else f", PSNR {f.psnr:.2f} dB, SSIM {f.ssim:.3f}"
+        self.status.setText(f"{f.status} after {f.k} iterations ({f.seconds:.2f} s){psnr}")
+        if f.status == "diverged":
+            show_warning(
+                f"The iteration diverged at k = {f.k}; the last finite iterate is kept. "
+                "Try a smaller step size, a stronger prior or an accelerator off."
+            )
+
+    def _measurement_layer(self) -> Any:
+        name = self._run_meta.get("measurement")
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def _add_stack(self) -> None:
+        data, rgb = to_layer_data(self._stack[: len(self._stack_ks)])
+        if STACK in self.viewer.layers:
+            self.viewer.layers.remove(STACK)
+        self.viewer.add_image(
+            data,
+            rgb=rgb,
+            name=STACK,
+            contrast_limits=None if rgb else (0.0, 1.0),
+            metadata={_problems.KEY: {"role": "iterates", "iterations": list(self._stack_ks)}},
+        )
+        self.viewer.dims.axis_labels = ("iteration", *self.viewer.dims.axis_labels[1:])
+        self._follow_slider()
+
+    def _follow_slider(self, *_: Any) -> None:
+        """Mark on the plot the iteration napari's slider shows in the stack."""
+        if STACK not in self.viewer.layers:
+            return
+        stack = self.viewer.layers[STACK]
+        ks = stack.metadata.get(_problems.KEY, {}).get("iterations", [])
+        axis = self.viewer.dims.ndim - stack.ndim
+        if not ks or axis < 0 or axis >= self.viewer.dims.ndim:
+            return
+        index = int(np.clip(self.viewer.dims.current_step[axis], 0, len(ks) - 1))
+        self.plot.mark(ks[index])

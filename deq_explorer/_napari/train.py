@@ -1,0 +1,214 @@
+"""The Train panel: fine-tune a prior in the background and use it at once."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    LineEdit,
+    SpinBox,
+)
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from deq_explorer import training
+from deq_explorer._napari._jobs import train_job
+from deq_explorer._napari._plot import Axis, CurvePlot
+from deq_explorer._napari._runner import Failed, Runner
+from deq_explorer._napari._widgets import events
+from deq_explorer.priors.checkpoint import register_checkpoint
+from deq_explorer.registry import priors, solvers
+from deq_explorer.training.config import BACKWARDS
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["TrainPanel"]
+
+CURVES = (Axis(key="loss", label="loss", log=True), Axis(key="val_psnr", label="val. PSNR [dB]"))
+
+
+def _checkpoint_priors(_: Any = None) -> list[tuple[str, str]]:
+    """Base-prior choices: a fresh network, or any prior that is a checkpoint."""
+    out = [("(new network)", "")]
+    out += [(e.name, e.name) for e in priors.entries() if "path" in e.metadata]
+    return out
+
+
+class TrainPanel(QWidget):
+    """Mode, base prior, tasks, noise, backward rule, data, steps; Start / Stop.
+
+    Training events stream into a loss / validation-PSNR plot and a progress
+    bar with an ETA. When training ends (or is stopped) the checkpoint is
+    registered as a prior and every panel's prior list shows it at once.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = getattr(viewer, "__wrapped__", viewer)
+        self.mode = ComboBox(label="mode", choices=list(training.MODES), value="deq")
+        self.base = ComboBox(label="base prior", choices=_checkpoint_priors)
+        self.operators = LineEdit(
+            label="operators", value="mri:rate=0.1", tooltip="operator specs separated by ';'"
+        )
+        self.noise = LineEdit(
+            label="noise σ", value="0.01", tooltip="noise levels, comma-separated"
+        )
+        self.solver = ComboBox(label="solver", choices=lambda _: solvers.names(), value="pnp-pgm")
+        self.backward = ComboBox(label="backward", choices=list(BACKWARDS))
+        self.data = FileEdit(label="dataset folder", mode="d", value="")
+        self.data.tooltip = "a folder of png/jpg/tif images; empty = the built-in offline set"
+        self.steps = SpinBox(label="steps", value=200, min=1, max=10_000_000)
+        self.batch = SpinBox(label="batch", value=4, min=1, max=4096)
+        self.crop = SpinBox(label="crop", value=64, min=8, max=4096)
+        self.lr = FloatSpinBox(label="learning rate", value=1e-4, min=1e-8, max=1.0, step=1e-5)
+        self.out = FileEdit(label="checkpoint", mode="w", value="deq_prior.safetensors")
+        self.form = Container(
+            widgets=[
+                self.mode,
+                self.base,
+                self.operators,
+                self.noise,
+                self.solver,
+                self.backward,
+                self.data,
+                self.steps,
+                self.batch,
+                self.crop,
+                self.lr,
+                self.out,
+            ]
+        )
+        self.start_button, self.stop_button = QPushButton("Start"), QPushButton("Stop")
+        self.progress = QProgressBar()
+        self.status = QLabel("ready")
+        self.status.setWordWrap(True)
+        self.plot = CurvePlot(CURVES, xlabel="step", theme=self.viewer.theme)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        row = QHBoxLayout()
+        row.addWidget(self.start_button)
+        row.addWidget(self.stop_button)
+        layout.addLayout(row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.plot, 1)
+
+        self.runner = Runner(self, self._on_events, self._on_done, interval_ms=100)
+        self.history: dict[str, list] = {}
+        self.checkpoint: Path | None = None
+        self.registered: str | None = None
+        self._failed: str | None = None
+        self.start_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.runner.stop)
+        self.viewer.events.theme.connect(lambda e: self.plot.apply_theme(self.viewer.theme))
+        events.priors_changed.connect(self.form.reset_choices)
+        self._set_running(False)
+
+    def reset_choices(self, *_: Any) -> None:
+        self.form.reset_choices()
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+
+    def config_from_form(self) -> training.TrainConfig:
+        """The form as one :class:`TrainConfig` (raises ValueError on bad fields)."""
+        try:
+            noise = tuple(
+                float(s) for s in self.noise.value.replace(";", ",").split(",") if s.strip()
+            )
+        except ValueError:
+            raise ValueError(
+                f"noise σ {self.noise.value!r}: expected numbers like 0.01,0.02"
+            ) from None
+        data = str(self.data.value) if str(self.data.value) not in ("", ".") else "builtin"
+        return training.TrainConfig(
+            mode=self.mode.value,
+            prior=self.base.value,
+            operators=tuple(s.strip() for s in self.operators.value.split(";") if s.strip()),
+            noise=noise,
+            solver=self.solver.value,
+            backward=self.backward.value,
+            data=data,
+            steps=int(self.steps.value),
+            batch=int(self.batch.value),
+            crop=int(self.crop.value),
+            val_crop=int(self.crop.value),
+            lr=float(self.lr.value),
+            out=str(self.out.value),
+        )
+
+    def start(self, *_: Any) -> bool:
+        """Start training; returns whether it started."""
+        if self.runner.running:
+            show_warning("Training is already running: press Stop first.")
+            return False
+        try:
+            config = self.config_from_form()
+        except (ValueError, TypeError) as exc:
+            show_error(f"Train: {exc}")
+            return False
+        self.history = {"step": [], "loss": [], "val_step": [], "val_psnr": []}
+        self.checkpoint, self.registered, self._failed = None, None, None
+        self.plot.clear()
+        self.progress.setRange(0, config.steps)
+        self.progress.setValue(0)
+        self._t0 = time.perf_counter()
+        self.status.setText("starting …")
+        self._set_running(True)
+        self.runner.start(train_job, config)
+        return True
+
+    def _on_events(self, batch: list[Any]) -> None:
+        for ev in batch:
+            if isinstance(ev, training.StepEvent):
+                self.history["step"].append(ev.step)
+                self.history["loss"].append(ev.loss)
+                self._progress(ev.step)
+            elif isinstance(ev, training.ValEvent):
+                self.history["val_step"].append(ev.step)
+                self.history["val_psnr"].append(ev.psnr)
+            elif isinstance(ev, training.CheckpointEvent):
+                self.checkpoint = Path(ev.path)
+            elif isinstance(ev, training.DoneEvent):
+                self.checkpoint = Path(ev.path) if ev.path else self.checkpoint
+            elif isinstance(ev, training.FailedEvent | Failed):
+                self._failed = ev.message
+        self.plot.set_series("loss", {"k": self.history["step"], "loss": self.history["loss"]})
+        self.plot.set_series(
+            "val", {"k": self.history["val_step"], "val_psnr": self.history["val_psnr"]}
+        )
+
+    def _progress(self, step: int) -> None:
+        total = self.progress.maximum()
+        self.progress.setValue(min(step, total))
+        elapsed = time.perf_counter() - self._t0
+        eta = elapsed / max(step, 1) * (total - step)
+        loss = self.history["loss"][-1]
+        ckpt = f" · checkpoint {self.checkpoint}" if self.checkpoint else ""
+        self.status.setText(f"step {step}/{total} · loss {loss:.3e} · ETA {eta:.0f} s{ckpt}")
+
+    def _on_done(self) -> None:
+        self._set_running(False)
+        if self._failed:
+            show_error(f"Training failed: {self._failed}")
+            self.status.setText(f"failed: {self._failed}")
+            return
+        if self.checkpoint is None or not self.checkpoint.exists():
+            self.status.setText("stopped before a checkpoint was written")
+            return
+        try:
+            self.registered = register_checkpoint(self.checkpoint, replace=True)
+        except ValueError as exc:
+            show_error(f"Could not register {self.checkpoint}: {exc}")
+            return
+        events.priors_changed.emit()
+        self.status.setText(f"done · prior {self.registered!r} registered from {self.checkpoint}")
+        show_info(f"New prior {self.registered!r} is ready in Reconstruct and Compare.")

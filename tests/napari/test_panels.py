@@ -1,0 +1,271 @@
+"""GUI tests of the napari plugin (run under Xvfb through pytest-xvfb)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+
+from deq_explorer.images import load_image  # noqa: E402
+from napari.utils.notifications import notification_manager  # noqa: E402
+
+from deq_explorer._napari import _problems  # noqa: E402
+from deq_explorer._napari.compare import ComparePanel  # noqa: E402
+from deq_explorer._napari.explorer import Explorer  # noqa: E402
+from deq_explorer._napari.problem import ProblemPanel  # noqa: E402
+from deq_explorer._napari.reconstruct import CHANGE, ERROR, RESULT, STACK, ReconstructPanel  # noqa: E402
+from deq_explorer._napari.train import TrainPanel  # noqa: E402
+
+PLUGIN = "deq-explorer"
+WIDGETS = {
+    "DEQ Explorer": Explorer,
+    "Problem": ProblemPanel,
+    "Reconstruct": ReconstructPanel,
+    "Compare": ComparePanel,
+    "Train": TrainPanel,
+}
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def notes():
+    """Notifications (severity, message) dispatched during the test."""
+    got: list[tuple[str, str]] = []
+
+    def keep(event):
+        n = event.value if hasattr(event, "value") else event
+        got.append((str(n.severity), str(n.message)))
+
+    notification_manager.notification_ready.connect(keep)
+    yield got
+    notification_manager.notification_ready.disconnect(keep)
+
+
+def dock(viewer, name):
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    return widget
+
+
+def small_problem(viewer, operator="mri:rate=0.3", noise=0.01):
+    """A 64² phantom measurement made through the Problem panel."""
+    phantom = load_image("sample:phantom")[0, ::4, ::4]
+    viewer.add_image(phantom, name="phantom64", contrast_limits=(0, 1))
+    problem = dock(viewer, "Problem")
+    problem.reset_choices()
+    problem.image.value = viewer.layers["phantom64"]
+    name, _, opts = operator.partition(":")
+    problem.operator.choice.value = name
+    problem.operator.params.value = opts
+    problem.noise.value = noise
+    return problem, problem.simulate()
+
+
+def wait_done(qtbot, panel, timeout=60_000):
+    qtbot.waitUntil(lambda: not panel.runner.running, timeout=timeout)
+
+
+def test_manifest_validates_with_imports():
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_distribution(PLUGIN)
+    manifest.validate_imports()
+    names = {w.display_name for w in manifest.contributions.widgets}
+    assert names == set(WIDGETS)
+    keys = {s.key for s in manifest.contributions.sample_data}
+    assert {"brain", "camera", "astronaut", "phantom", "mri_problem"} <= keys
+
+
+@pytest.mark.parametrize("name", list(WIDGETS))
+def test_each_panel_docks_via_the_manifest(viewer, name):
+    assert isinstance(dock(viewer, name), WIDGETS[name])
+
+
+def test_samples_carry_provenance(viewer):
+    for key in ("brain", "camera", "astronaut", "phantom"):
+        (layer,) = viewer.open_sample(PLUGIN, key)
+        assert "provenance" in layer.metadata[_problems.KEY]
+    assert viewer.layers["astronaut"].rgb
+    layers = viewer.open_sample(PLUGIN, "mri_problem")
+    roles = [layer.metadata[_problems.KEY]["role"] for layer in layers]
+    assert roles == ["ground truth", "measurement", "mask", "init"]
+    y = layers[1]
+    recipe = _problems.recipe_of(y)
+    assert recipe["operator"] == "mri:rate=0.1" and recipe["image"] == "sample:brain"
+    mask = layers[2].data
+    assert 0.05 < mask.mean() < 0.15  # 10 % of k-space sampled
+    problem = _problems.problem_of(y, viewer.layers)  # rebuilt from the recipe
+    assert problem.x_true is not None and tuple(problem.op.x_shape) == (1, 256, 256)
+
+
+def test_simulate_then_reconstruct_to_the_end(viewer, qtbot):
+    _, y = small_problem(viewer)
+    assert _problems.is_measurement(y) and "mask" in viewer.layers and "init(y)" in viewer.layers
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.max_iter.value = 12
+    panel.tol.value = 0.0
+    panel.record.value = True
+    panel.every.value = 3
+    assert "keeps ≤ 4 iterates" in panel.budget_info.value
+    assert panel.run()
+    wait_done(qtbot, panel)
+
+    result = viewer.layers[RESULT]
+    assert result.data.shape == (64, 64) and tuple(result.contrast_limits) == (0.0, 1.0)
+    assert CHANGE in viewer.layers and ERROR in viewer.layers
+    meta = result.metadata[_problems.KEY]
+    assert meta["status"] == "max_iter" and meta["metrics"]["iterations"] == 12
+    assert (
+        meta["config"]["prior"].startswith("tv") and meta["problem"]["operator"] == "mri:rate=0.3"
+    )
+    history = meta["history"]
+    assert history["k"] == list(range(1, 13))
+    np.testing.assert_allclose(result.data, panel.last.x[0])
+    # the plot shows exactly the history
+    plotted = panel.plot.data("run")
+    np.testing.assert_allclose(plotted["residual"][1], history["residual"])
+    np.testing.assert_allclose(plotted["psnr"][1], history["psnr"])
+    assert history["psnr"][-1] > history["psnr"][0]  # the solve improves on its start
+    # the iterate stack and the plot marker following the slider
+    stack = viewer.layers[STACK]
+    assert stack.data.shape == (4, 64, 64)
+    assert stack.metadata[_problems.KEY]["iterations"] == [3, 6, 9, 12]
+    viewer.dims.set_current_step(0, 1)
+    assert panel.plot.marked == 6
+    np.testing.assert_allclose(stack.data[-1], result.data)
+
+
+def test_stop_mid_run_keeps_the_partial_result(viewer, qtbot, notes):
+    _, y = small_problem(viewer)
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.max_iter.value = 100_000
+    panel.tol.value = 0.0
+    assert panel.run()
+    qtbot.waitUntil(lambda: len(panel.frames) >= 3, timeout=30_000)
+    assert not panel.run()  # a second run is refused while one runs
+    assert any("already running" in m for s, m in notes)
+    panel.stop()
+    wait_done(qtbot, panel)
+    meta = viewer.layers[RESULT].metadata[_problems.KEY]
+    assert meta["status"] == "stopped"
+    assert meta["metrics"]["iterations"] < 100_000
+    assert panel.run_button.isEnabled()
+
+
+def test_compare_two_priors(viewer, qtbot, tmp_path):
+    _, y = small_problem(viewer)
+    panel = dock(viewer, "Compare")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.set_ticked(["identity", "tv"])
+    panel.max_iter.value = 10
+    assert panel.run()
+    wait_done(qtbot, panel)
+    assert viewer.canvas.grid.enabled
+    names = [layer.name for layer in panel.layers.values()]
+    assert names[0].startswith("identity | PSNR") and names[1].startswith("tv | PSNR")
+    assert all(layer.name_overlay.visible for layer in panel.layers.values())
+    rows = panel.table_rows()
+    assert rows[0][0] == "prior" and [r[0] for r in rows[1:]] == ["identity", "tv"]
+    psnr = {r[0]: float(r[5]) for r in rows[1:]}
+    for run, name in enumerate(["identity", "tv"]):
+        assert psnr[name] == pytest.approx(panel.frames[run][-1].psnr, abs=0.01)
+    assert set(panel.plot.lines) == {"identity", "tv"}
+    assert panel.copy_table().splitlines()[2].startswith("tv\t")
+    path = panel.save_csv(tmp_path / "m.csv")
+    assert path.read_text().splitlines()[1].startswith("identity,")
+
+
+def test_train_registers_a_prior_seen_by_reconstruct(viewer, qtbot, tmp_path):
+    from skimage.io import imsave
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "images"
+    data.mkdir()
+    for i in range(4):
+        imsave(data / f"im{i}.png", (rng.random((48, 48)) * 255).astype(np.uint8))
+    explorer = dock(viewer, "DEQ Explorer")
+    train = explorer.train
+    train.mode.value = "awgn"
+    train.data.value = data
+    train.steps.value = 2
+    train.batch.value = 2
+    train.crop.value = 32
+    train.out.value = tmp_path / "tiny.safetensors"
+    assert train.start()
+    wait_done(qtbot, train, timeout=120_000)
+    assert train.registered is not None, train.status.text()
+    assert train.history["step"] and train.history["step"][-1] == 2
+    assert train.registered in explorer.reconstruct.prior.choice.choices
+    assert train.registered in [
+        explorer.compare.prior_list.item(i).text()
+        for i in range(explorer.compare.prior_list.count())
+    ]
+
+
+def test_bad_input_gives_a_notification_and_the_panel_stays_usable(viewer, qtbot, notes):
+    problem, y = small_problem(viewer)
+    problem.operator.params.value = "rate=2"
+    assert problem.simulate() is None
+    assert any(s == "error" and "rate" in m for s, m in notes)
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.prior.choice.value = "tv"
+    panel.prior.params.value = "bogus=1"
+    panel.max_iter.value = 3
+    assert panel.run()  # the spec is checked by the core, in the worker
+    wait_done(qtbot, panel)
+    assert any(s == "error" and "bogus" in m for s, m in notes)
+    panel.prior.params.value = ""
+    assert panel.run()
+    wait_done(qtbot, panel)
+    assert viewer.layers[RESULT].metadata[_problems.KEY]["status"] == "max_iter"
+
+
+def test_closing_the_viewer_stops_a_running_solve(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _, y = small_problem(viewer)
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.max_iter.value = 100_000
+    panel.tol.value = 0.0
+    assert panel.run()
+    runner = panel.runner
+    qtbot.waitUntil(lambda: len(panel.frames) >= 2, timeout=30_000)
+    viewer.close()
+    assert runner.wait(10.0)  # the worker's generator has ended
+
+
+def test_removing_the_dock_stops_its_solve(viewer, qtbot):
+    _, y = small_problem(viewer)
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.max_iter.value = 100_000
+    panel.tol.value = 0.0
+    assert panel.run()
+    qtbot.waitUntil(lambda: len(panel.frames) >= 2, timeout=30_000)
+    viewer.window.remove_dock_widget(panel)
+    assert panel.runner.wait(10.0) and not panel.runner.running
+
+
+def test_launch_docks_the_explorer_with_a_problem_ready(viewer):
+    from deq_explorer._napari.launch import open_explorer
+
+    explorer = open_explorer(viewer)
+    assert explorer.tabs.tabText(explorer.tabs.currentIndex()) == "Reconstruct"
+    y = explorer.reconstruct.measurement.value
+    assert y is not None and _problems.is_measurement(y)
+    assert (
+        explorer.reconstruct.device.value in ("CPU",) or "GPU" in explorer.reconstruct.device.value
+    )
