@@ -10,6 +10,8 @@ model the solver uses: giving a different one sets up an operator-mismatch study
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,15 +103,18 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ProblemError("CUDA was requested but is not available here; use --device cpu or auto")
+        raise ProblemError(
+            "CUDA was requested but is not available here (no CUDA device or a CPU-only torch); "
+            "use device 'cpu' or 'auto' (--device cpu on the CLI)"
+        )
     try:
         return torch.device(name)
     except RuntimeError:
         raise ProblemError(f"unknown device {name!r}; use auto, cpu or cuda") from None
 
 
-def _as_image(image: np.ndarray | Tensor | str | Path) -> Tensor:
-    """Any accepted image form → float tensor ``(1, C, H, W)``."""
+def _as_image(image: np.ndarray | Tensor | str | Path, *, unit_range: bool = True) -> Tensor:
+    """Any accepted image form → float tensor ``(1, C, H, W)`` (in [0, 1] if ``unit_range``)."""
     if isinstance(image, (str, Path)):
         image = load_image(image)
     t = torch.as_tensor(np.asarray(image) if not isinstance(image, Tensor) else image)
@@ -122,9 +127,20 @@ def _as_image(image: np.ndarray | Tensor | str | Path) -> Tensor:
             f"expected an image (H, W), (C, H, W) or (1, C, H, W) with C = 1 or 3, "
             f"got shape {tuple(t.shape)}"
         )
+    if t.dtype == torch.bool:
+        t = t.float()
     if t.is_complex() or not torch.isfinite(t).all():
         raise ImageError("the image must be real and finite (no NaN/Inf pixels)")
-    return t.float()
+    t = t.float()
+    if not unit_range:
+        return t
+    lo, hi = float(t.min()), float(t.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ImageError(
+            f"image values lie in [{lo:.4g}, {hi:.4g}] but must lie in [0, 1]: rescale the "
+            "array (e.g. divide 8-bit data by 255) or read files with images.load_image"
+        )
+    return t.clamp(0.0, 1.0)
 
 
 def _scale_of(spec: str) -> int:
@@ -133,7 +149,11 @@ def _scale_of(spec: str) -> int:
     entry = operators.entry(name)
     if "scale" not in entry.options():
         return 1
-    return int(raw.get("scale", entry.options()["scale"]))
+    value = raw.get("scale", entry.options()["scale"])
+    try:
+        return int(value)
+    except ValueError:
+        raise SpecError(f"operator {name!r} option 'scale': cannot read {value!r} as int") from None
 
 
 def _build_operator(spec: str, shape: tuple[int, int, int], device, dtype) -> LinearOperator:
@@ -141,7 +161,8 @@ def _build_operator(spec: str, shape: tuple[int, int, int], device, dtype) -> Li
     if name == "mri" and shape[0] != 1:
         raise OperatorError(
             f"MRI takes a single-channel image, got {shape[0]} channels: convert it to gray "
-            "(deq_explorer.images.to_gray, or a gray sample such as sample:brain)"
+            "(--gray on the CLI, deq_explorer.images.to_gray in Python) or use a gray image "
+            "such as sample:brain"
         )
     return operators.build(spec, shape=shape, device=device, dtype=dtype)
 
@@ -177,20 +198,23 @@ def simulate(
     crop : bool
         Crop the image to a multiple of the SR factor instead of refusing it.
     """
-    if not noise >= 0:
+    if not (isinstance(noise, numbers.Real) and math.isfinite(noise) and noise >= 0):
         raise ProblemError(f"noise must be >= 0 (the AWGN sigma on the [0, 1] scale), got {noise}")
     dev = resolve_device(device)
     solve_operator = solve_operator or operator
     x = _as_image(image)
-    scale = max(_scale_of(operator), _scale_of(solve_operator))
+    scale = math.lcm(_scale_of(operator), _scale_of(solve_operator))
     if scale > 1 and (x.shape[-2] % scale or x.shape[-1] % scale):
+        cropped = crop_to_multiple(x[0].cpu().numpy(), scale)
         if not crop:
+            for spec in dict.fromkeys((operator, solve_operator)):  # bad options first
+                _build_operator(spec, tuple(cropped.shape), torch.device("cpu"), dtype)
             h, w = x.shape[-2:]
             raise ProblemError(
                 f"image size {h}x{w} is not divisible by the SR factor {scale}; crop it to "
-                f"{h // scale * scale}x{w // scale * scale} (crop=True, or --crop on the CLI)"
+                f"{cropped.shape[-2]}x{cropped.shape[-1]} (crop=True, or --crop on the CLI)"
             )
-        x = torch.from_numpy(crop_to_multiple(x[0].numpy(), scale))[None]
+        x = torch.from_numpy(cropped)[None]
     x = x.to(device=dev, dtype=dtype)
     shape = tuple(x.shape[1:])
     sim_op = _build_operator(operator, shape, dev, dtype)
@@ -255,10 +279,10 @@ def build_prior(spec: str | Prior, device: str | torch.device | None = None) -> 
 
 
 def _check_run_options(max_iter: int, tol: float) -> None:
-    if not isinstance(max_iter, int) or max_iter < 1:
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
         raise ProblemError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if not tol >= 0:
-        raise ProblemError(f"tol must be >= 0, got {tol!r}")
+    if not (isinstance(tol, numbers.Real) and tol >= 0):
+        raise ProblemError(f"tol must be a number >= 0 (0 runs all max_iter), got {tol!r}")
 
 
 def run(
@@ -302,10 +326,10 @@ def _prepare(problem, prior, solver, accel, max_iter, tol, w):
     device = problem.y.device
     prior_obj = build_prior(prior, device=device)
     if w is not None:
-        w = _as_image(w).to(device=device, dtype=problem.x_init().dtype)
+        w = _as_image(w, unit_range=False).to(device=device, dtype=problem.x_init().dtype)
     fp_map = solvers.build(solver, op=problem.op, prior=prior_obj, y=problem.y, w=w)
     accelerator = accelerators.build(accel)
-    return fp_map, accelerator, StopRule(max_iter=max_iter, tol=tol)
+    return fp_map, accelerator, StopRule(max_iter=int(max_iter), tol=float(tol))
 
 
 # errors a caller may want to catch as "bad input"

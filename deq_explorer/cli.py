@@ -8,6 +8,7 @@ reported on stderr with exit code 2 and never leaves a half-written file.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -92,12 +93,28 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")  # fmt: skip
 
 
+def _registered() -> str:
+    """The registry names (plugin packs included) and the samples, for ``--help``."""
+    import textwrap
+
+    from deq_explorer.images import sample_names
+
+    lines = [
+        f"{kind}: {_names(kind)}" for kind in ("operators", "priors", "solvers", "accelerators")
+    ]
+    lines.append(f"samples (sample:NAME): {', '.join(sample_names())}")
+    wrapped = [
+        textwrap.fill(line, 96, initial_indent="  ", subsequent_indent="    ") for line in lines
+    ]
+    return "registered:\n" + "\n".join(wrapped) + "\n"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deq-explorer",
         description="Plug-and-play and deep-equilibrium reconstruction; "
         "without a sub-command, opens napari with the explorer.",
-        epilog=EXAMPLES,
+        epilog=EXAMPLES + "\n" + _registered(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -149,16 +166,15 @@ def _problem(args: argparse.Namespace):
     from deq_explorer import api
     from deq_explorer.images import load_image, to_gray
 
+    if args.max_iter < 1:
+        raise InputError(f"--max-iter must be a positive integer, got {args.max_iter}")
+    if not args.tol >= 0:
+        raise InputError(f"--tol must be >= 0 (0 runs all --max-iter iterations), got {args.tol}")
+    if not (math.isfinite(args.noise) and args.noise >= 0):
+        raise InputError(f"--noise must be >= 0 (AWGN sigma on the [0, 1] scale), got {args.noise}")
     image = load_image(args.image)
     if args.gray:
         image = to_gray(image)
-    for name in ("max_iter",):
-        if getattr(args, name) < 1:
-            raise InputError(f"--max-iter must be a positive integer, got {args.max_iter}")
-    if args.tol < 0:
-        raise InputError(f"--tol must be >= 0, got {args.tol}")
-    if args.noise < 0:
-        raise InputError(f"--noise must be >= 0 (AWGN sigma on the [0, 1] scale), got {args.noise}")
     return api.simulate(
         image,
         args.operator,
@@ -214,30 +230,70 @@ def _public(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if not k.startswith("_")}
 
 
-def _save_npz(path: str, problem, result: dict[str, Any]) -> None:
-    """Write atomically: a temp file in the same folder, then rename."""
+def _check_out(path: str) -> Path:
+    """Refuse a bad ``--out`` before any work is done."""
     target = Path(path)
     if target.suffix != ".npz":
         raise InputError(f"--out must end with .npz, got {path!r}")
-    if not target.parent.exists():
-        raise InputError(f"--out folder {str(target.parent)!r} does not exist")
+    if not target.parent.is_dir():
+        raise InputError(f"--out folder {str(target.parent)!r} does not exist; create it first")
+    if target.is_dir():
+        raise InputError(f"--out {path!r} is a folder; give a file name ending in .npz")
+    return target
+
+
+def _history_array(history: dict[str, list]) -> np.ndarray:
+    """The per-iteration history as one structured array (NaN where a metric is unknown)."""
+    keys = list(history)
+    n = len(history[keys[0]]) if keys else 0
+    out = np.zeros(n, dtype=[("k", np.int64)] + [(k, np.float64) for k in keys])
+    out["k"] = np.arange(1, n + 1)
+    for k in keys:
+        out[k] = [math.nan if v is None else v for v in history[k]]
+    return out
+
+
+def _save_npz(path: str, problem, result: dict[str, Any]) -> None:
+    """Write atomically: a temp file in the same folder, then rename.
+
+    Holds ``x``, ``init``, ``y`` (complex for MRI), ``reference`` (each without the
+    batch axis), ``history`` (structured: k, residual, consistency, psnr, ssim) and
+    ``config`` (a JSON string). Nothing is left behind if writing fails.
+    """
+    target = _check_out(path)
     arrays = {
         "x": result["_x"][0].cpu().numpy(),
         "init": result["_x0"][0].cpu().numpy(),
         "y": problem.y[0].cpu().numpy(),
         "reference": problem.x_true[0].cpu().numpy(),
-        **{f"history_{k}": np.array(v, dtype=float) for k, v in result["_history"].items()
-           if all(e is not None for e in v)},
-        "config": np.array(json.dumps(_public(result) | problem.config())),
-    }  # fmt: skip
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        "history": _history_array(result["_history"]),
+        "config": np.array(json.dumps(_jsonable(_public(result) | problem.config()))),
+    }
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
         os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as exc:
+        raise InputError(f"cannot write --out {path!r}: {exc}") from None
+    finally:
+        if tmp is not None and Path(tmp).exists():
+            Path(tmp).unlink()
+
+
+def _jsonable(value: Any) -> Any:
+    """Non-finite floats become ``null`` so that ``--json`` prints strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def _fmt(v: Any) -> str:
@@ -249,13 +305,15 @@ def _fmt(v: Any) -> str:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
+    if args.out:
+        _check_out(args.out)
     problem = _problem(args)
     result = _solve(problem, args.prior, args, progress=sys.stderr.isatty() and not args.json)
     if args.out:
         _save_npz(args.out, problem, result)
     out = _public(result) | problem.config()
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps(_jsonable(out)))
         return 0
     print(f"{problem.operator} → {problem.solve_operator}  noise {problem.noise}")
     for key in ("prior", "solver", "accel", "status", "iterations", "seconds", "psnr_init",
@@ -271,7 +329,7 @@ def _compare(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() and not args.json
     rows = [_public(_solve(problem, prior, args, progress)) for prior in args.prior]
     if args.json:
-        print(json.dumps({"problem": problem.config(), "runs": rows}))
+        print(json.dumps(_jsonable({"problem": problem.config(), "runs": rows})))
         return 0
     cols = ("prior", "status", "iterations", "seconds", "psnr_init", "psnr", "ssim", "consistency")
     widths = [max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in cols]
@@ -317,7 +375,10 @@ def _list(kind: str, as_json: bool) -> int:
 
 
 def _launch() -> int:
+    missing = [m for m in ("napari", "magicgui", "qtpy") if importlib.util.find_spec(m) is None]
     try:
+        if missing:
+            raise ImportError(f"not installed: {', '.join(missing)}")
         from deq_explorer._napari import launch
     except ImportError as exc:
         print(
@@ -351,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, *INPUT_ERRORS) as exc:
         print(f"deq-explorer: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("deq-explorer: interrupted", file=sys.stderr)
+        return 130
     except RuntimeError as exc:
         if "CUDA" in str(exc) or "out of memory" in str(exc):
             print(f"deq-explorer: error: {exc}", file=sys.stderr)

@@ -122,10 +122,10 @@ def load_image(src: str | Path) -> np.ndarray:
     Returns
     -------
     ndarray
-        float32 ``(C, H, W)`` in [0, 1], C = 1 or 3. Integer images are divided by
-        their type's maximum (16-bit by its largest value present if it uses less
-        than the 8-bit range scale would suggest); float arrays outside [0, 1] are
-        rescaled by their range; RGBA drops alpha. ``.npy`` arrays may be
+        float32 ``(C, H, W)`` in [0, 1], C = 1 or 3. 8- and 16-bit images are divided
+        by 255 and 65535; booleans become 0/1; any other array (float, signed or
+        wide integers) is kept if it lies in [0, 1] and rescaled by its range
+        otherwise; RGBA drops alpha. ``.npy`` arrays may be
         ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``.
 
     Raises
@@ -136,11 +136,13 @@ def load_image(src: str | Path) -> np.ndarray:
     src = str(src)
     if src.startswith("sample:"):
         return load_sample(src.removeprefix("sample:"))
-    path = Path(src)
-    if not path.is_file():
+    path = Path(src).expanduser()
+    if not path.exists():
         raise ImageError(
             f"image file {src!r} does not exist (or use sample:NAME, e.g. sample:camera)"
         )
+    if not path.is_file():
+        raise ImageError(f"{src!r} is not a file; give the path of one image file")
     if path.suffix.lower() not in SUFFIXES:
         raise ImageError(f"{src!r} is not a supported image file; use one of {', '.join(SUFFIXES)}")
     try:
@@ -151,13 +153,18 @@ def load_image(src: str | Path) -> np.ndarray:
 
             data = skimage.io.imread(path)
     except Exception as exc:  # any reader failure means "not an image we can use"
-        raise ImageError(f"cannot read {src!r} as an image: {exc}") from None
+        raise ImageError(
+            f"cannot read {src!r}: the file is damaged or not an image ({type(exc).__name__}: "
+            f"{exc}); save it again as png/tif, or as a numeric .npy array"
+        ) from None
     return _normalise(np.asarray(data), src)
 
 
 def _normalise(a: np.ndarray, where: str) -> np.ndarray:
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise ImageError(f"{where}: not a numeric image (dtype {a.dtype})")
+    if np.iscomplexobj(a):
+        raise ImageError(f"{where}: complex values; pass a real image (e.g. its magnitude np.abs)")
     if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
         a = np.moveaxis(a, 0, -1)  # (C, H, W) -> (H, W, C)
     if a.ndim == 3 and a.shape[-1] == 1:
@@ -171,10 +178,12 @@ def _normalise(a: np.ndarray, where: str) -> np.ndarray:
         raise ImageError(
             f"{where}: image is {a.shape[0]}x{a.shape[1]}; at least {MIN_SIZE}x{MIN_SIZE} is needed"
         )
-    if np.issubdtype(a.dtype, np.integer):
+    if a.dtype in (np.uint8, np.uint16):  # 8- and 16-bit image files: full type range
         a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
-    else:
+    elif a.dtype == bool:
         a = a.astype(np.float32)
+    else:  # float data, and other integer types (signed, wide): range-rescaled if outside [0, 1]
+        a = a.astype(np.float64)
         if not np.isfinite(a).all():
             raise ImageError(f"{where}: image contains NaN or Inf pixels; clean or mask them first")
         lo, hi = float(a.min()), float(a.max())

@@ -1,0 +1,337 @@
+"""The headless API: simulate → reconstruct, mismatch, user measurements, and bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from deq_explorer import api, metrics
+from deq_explorer.fixedpoint import Iterate, Status
+from deq_explorer.images import ImageError, load_image
+from deq_explorer.operators.base import OperatorError
+from deq_explorer.priors.checkpoint import save_checkpoint
+from deq_explorer.priors.nets import DnCNN
+from deq_explorer.registry import SpecError, accelerators, operators, priors, solvers
+
+
+@pytest.fixture(scope="module")
+def crop48() -> np.ndarray:
+    """A 48×48 piece of the cameraman with edges and texture, ``(1, 48, 48)``."""
+    return load_image("sample:camera")[:, 180:228, 180:228].copy()
+
+
+@pytest.fixture(scope="module")
+def rgb48() -> np.ndarray:
+    return load_image("sample:astronaut")[:, 100:148, 200:248].copy()
+
+
+# -- the three-line use ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("operator", ["sr:scale=2", "deblur:sigma=1.6", "mri:rate=0.3"])
+def test_three_lines_improve_over_init(crop48, operator):
+    problem = api.simulate(crop48, operator, noise=0.01, seed=1)
+    solution = api.reconstruct(problem, prior="tv:weight=0.02", accel="anderson", max_iter=30)
+    gain = metrics.psnr(solution.x, problem.x_true) - metrics.psnr(problem.x_init(), problem.x_true)
+    assert gain > 1.0
+    assert solution.status in (Status.CONVERGED, Status.MAX_ITER)
+    assert 1 <= solution.iterations <= 30
+
+
+def test_simulate_binds_data_and_model(crop48):
+    problem = api.simulate(crop48, "sr:scale=2", noise=0.02, seed=3)
+    assert problem.y.shape == (1, 1, 24, 24) and problem.x_true.shape == (1, 1, 48, 48)
+    assert problem.op is problem.sim_op and not problem.mismatched
+    torch.testing.assert_close(problem.x_true[0], torch.from_numpy(crop48))
+    # y = A x + e with e of the requested level, reproducible from the seed
+    e = problem.y - problem.op.A(problem.x_true)
+    assert abs(float(e.std()) - 0.02) < 0.004
+    again = api.simulate(crop48, "sr:scale=2", noise=0.02, seed=3)
+    torch.testing.assert_close(again.y, problem.y, rtol=0, atol=0)
+    other = api.simulate(crop48, "sr:scale=2", noise=0.02, seed=4)
+    assert not torch.equal(other.y, problem.y)
+    assert problem.config() == {
+        "operator": "sr:scale=2",
+        "solve_operator": "sr:scale=2",
+        "noise": 0.02,
+        "seed": 3,
+        "image_shape": [1, 48, 48],
+        "device": "cpu",
+    }
+
+
+def test_images_from_files_and_samples(tmp_path, crop48):
+    np.save(tmp_path / "x.npy", crop48[0])
+    from_file = api.simulate(tmp_path / "x.npy", "denoise", device="cpu")
+    torch.testing.assert_close(from_file.x_true[0], torch.from_numpy(crop48))
+    assert api.simulate("sample:phantom", "denoise").x_true.shape == (1, 1, 256, 256)
+
+
+def test_run_streams_iterates_with_metrics(crop48):
+    problem = api.simulate(crop48, "deblur:sigma=1.0", noise=0.01)
+    its = list(api.run(problem, prior="tv:weight=0.02", max_iter=4, tol=0))
+    assert [it.k for it in its] == [1, 2, 3, 4]
+    assert all(isinstance(it, Iterate) and it.psnr is not None for it in its)
+    assert its[-1].status is Status.MAX_ITER
+    solution = api.reconstruct(problem, prior="tv:weight=0.02", max_iter=4, tol=0)
+    torch.testing.assert_close(solution.x, its[-1].x)
+
+
+def test_stop_request_is_honoured(crop48):
+    problem = api.simulate(crop48, "denoise", noise=0.05)
+    calls = []
+    solution = api.reconstruct(
+        problem, max_iter=50, tol=0, stop=lambda: calls.append(1) or len(calls) >= 3
+    )
+    assert solution.status is Status.STOPPED and solution.iterations < 50
+
+
+# -- mismatch --------------------------------------------------------------------------
+
+
+def test_mri_mismatch_rate(crop48):
+    problem = api.simulate(crop48, "mri:rate=0.1", solve_operator="mri:rate=0.2", noise=0.01)
+    assert problem.mismatched
+    assert problem.operator == "mri:rate=0.1" and problem.solve_operator == "mri:rate=0.2"
+    assert problem.op is not problem.sim_op
+    assert tuple(problem.y.shape[1:]) == tuple(problem.op.y_shape) == (1, 48, 48)
+    kept_data = float((problem.sim_op.A(torch.ones(1, 1, 48, 48)) != 0).float().mean())
+    kept_model = float((problem.op.A(torch.ones(1, 1, 48, 48)) != 0).float().mean())
+    assert kept_data < kept_model  # the model samples more of k-space than the data holds
+    solution = api.reconstruct(problem, max_iter=3)
+    assert torch.isfinite(solution.x).all()
+
+
+def test_sr_kernel_mismatch(crop48):
+    problem = api.simulate(crop48, "sr:scale=2", solve_operator="sr:scale=2,sigma=2.0")
+    assert problem.mismatched
+    x = problem.x_true
+    assert problem.op.A(x).shape == problem.sim_op.A(x).shape
+    assert not torch.allclose(problem.op.A(x), problem.sim_op.A(x), atol=1e-3)
+
+
+def test_solve_operator_with_another_measurement_shape(crop48):
+    with pytest.raises(api.ProblemError) as err:
+        api.simulate(crop48, "sr:scale=2", solve_operator="sr:scale=4")
+    message = str(err.value)
+    assert "(1, 12, 12)" in message and "(1, 24, 24)" in message and "same output size" in message
+    with pytest.raises(api.ProblemError, match=r"\(1, 48, 48\).*\(1, 24, 24\)"):
+        api.simulate(crop48, "sr:scale=2", solve_operator="deblur")
+
+
+# -- user measurements -----------------------------------------------------------------
+
+
+def test_from_measurement_sr(crop48):
+    simulated = api.simulate(crop48, "sr:scale=2", noise=0.01)
+    y = simulated.y[0].numpy()
+    assert y.shape == (1, 24, 24)
+    problem = api.from_measurement(y, "sr:scale=2")
+    assert problem.op.x_shape == (1, 48, 48) and problem.x_true is None
+    assert problem.sim_op is None and not problem.mismatched
+    its = list(api.run(problem, max_iter=3))
+    assert its[-1].psnr is None and its[-1].x.shape == (1, 1, 48, 48)
+    # the same data gives the same reconstruction as the simulated problem
+    torch.testing.assert_close(
+        api.reconstruct(problem, max_iter=3).x, api.reconstruct(simulated, max_iter=3).x
+    )
+    assert api.from_measurement(y[0], "sr:scale=2").y.shape == (1, 1, 24, 24)  # (h, w) accepted
+
+
+def test_from_measurement_mri_is_complex(crop48):
+    y = api.simulate(crop48, "mri:rate=0.3").y
+    problem = api.from_measurement(y, "mri:rate=0.3")
+    assert problem.y.is_complex() and problem.op.x_shape == (1, 48, 48)
+
+
+@pytest.mark.parametrize(
+    ("y", "message"),
+    [
+        (np.zeros((1, 1, 1, 24, 24)), "finite"),
+        (np.full((1, 24, 24), np.nan), "finite"),
+    ],
+    ids=["5d", "nan"],
+)
+def test_from_measurement_bad_data(y, message):
+    with pytest.raises(api.ProblemError, match=message):
+        api.from_measurement(y, "sr:scale=2")
+
+
+# -- bad input -------------------------------------------------------------------------
+
+
+def test_rgb_input_to_mri(rgb48):
+    assert rgb48.shape == (3, 48, 48)
+    with pytest.raises(OperatorError, match=r"single-channel.*3 channels.*gray"):
+        api.simulate(rgb48, "mri:rate=0.3")
+    problem = api.simulate(rgb48, "sr:scale=2")  # other operators act per channel
+    assert problem.y.shape == (1, 3, 24, 24)
+
+
+def test_sr_size_not_divisible_offers_cropping(crop48):
+    image = crop48[:, :47, :46]
+    with pytest.raises(api.ProblemError) as err:
+        api.simulate(image, "sr:scale=2")
+    assert "47x46" in str(err.value) and "46x46" in str(err.value) and "crop" in str(err.value)
+    problem = api.simulate(image, "sr:scale=2", crop=True)
+    assert problem.x_true.shape == (1, 1, 46, 46) and problem.y.shape == (1, 1, 23, 23)
+    torch.testing.assert_close(problem.x_true[0], torch.from_numpy(crop48[:, :46, :46]))
+    # a bad option is reported as such, not hidden behind a crop offer
+    with pytest.raises(OperatorError, match="sigma"):
+        api.simulate(image, "sr:scale=2,sigma=-1")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
+def test_cuda_requested_without_cuda(crop48):
+    with pytest.raises(api.ProblemError, match=r"CUDA.*not available.*cpu"):
+        api.simulate(crop48, "denoise", device="cuda")
+    with pytest.raises(api.ProblemError, match="CUDA"):
+        api.from_measurement(crop48, "denoise", device="cuda")
+    assert api.resolve_device("auto") == torch.device("cpu")
+
+
+def test_unknown_device():
+    with pytest.raises(api.ProblemError, match="unknown device 'tpu'"):
+        api.resolve_device("tpu")
+
+
+@pytest.mark.parametrize("noise", [-0.1, float("nan"), float("inf")])
+def test_bad_noise(crop48, noise):
+    with pytest.raises(api.ProblemError, match="noise must be >= 0"):
+        api.simulate(crop48, "denoise", noise=noise)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_iter": 0}, "max_iter must be a positive integer"),
+        ({"max_iter": 2.5}, "max_iter must be a positive integer"),
+        ({"tol": -1e-3}, "tol must be a number >= 0"),
+        ({"tol": float("nan")}, "tol must be a number >= 0"),
+    ],
+)
+def test_bad_run_options(crop48, options, message):
+    problem = api.simulate(crop48, "denoise")
+    with pytest.raises(api.ProblemError, match=message):
+        api.reconstruct(problem, **options)
+    with pytest.raises(api.ProblemError, match=message):
+        api.run(problem, **options)  # checked when called, not on first next()
+
+
+@pytest.mark.parametrize(
+    ("kind", "registry", "spec"),
+    [
+        ("operator", operators, "blur"),
+        ("prior", priors, "bm3d"),
+        ("solver", solvers, "cg"),
+        ("accelerator", accelerators, "broyden"),
+    ],
+)
+def test_unknown_names_list_the_known_ones(crop48, kind, registry, spec):
+    problem = api.simulate(crop48, "denoise")
+    calls = {
+        "operator": lambda: api.simulate(crop48, spec),
+        "prior": lambda: api.reconstruct(problem, prior=spec, max_iter=1),
+        "solver": lambda: api.reconstruct(problem, solver=spec, max_iter=1),
+        "accelerator": lambda: api.reconstruct(problem, accel=spec, max_iter=1),
+    }
+    with pytest.raises(SpecError, match=f"unknown {kind} '{spec}'") as err:
+        calls[kind]()
+    assert all(name in str(err.value) for name in registry.names())
+
+
+@pytest.mark.parametrize(
+    ("operator", "message"),
+    [
+        ("mri:rate=0", r"rate must lie in \(0, 1\]"),
+        ("mri:rate=1.5", r"rate must lie in \(0, 1\]"),
+        ("inpaint:p=1.0", r"p must lie in \[0, 1\)"),
+        ("inpaint:p=-0.1", r"p must lie in \[0, 1\)"),
+        ("deblur:sigma=-1", "sigma must be finite and >= 0"),
+        ("sr:scale=2,sigma=-0.5", "sigma must be finite and >= 0"),
+        ("sr:scale=5", "scale must be 2, 3 or 4"),
+        ("sr:scale=abc", "cannot read 'abc' as int"),
+        ("mri:rate=abc", "cannot read 'abc' as float"),
+        ("mri:rat=0.1", "has no option 'rat'; options: rate="),
+    ],
+)
+def test_out_of_range_operator_parameters(crop48, operator, message):
+    with pytest.raises(ValueError, match=message):
+        api.simulate(crop48, operator)
+
+
+@pytest.mark.parametrize(
+    ("solver", "prior", "message"),
+    [
+        ("pnp-pgm:gamma=0", "tv", "gamma must be a positive number"),
+        ("red-sd:gamma=-1", "tv", "gamma must be a positive number"),
+        ("pnp-admm:gamma=0", "tv", "gamma must be a positive number"),
+        ("pnp-pgm:tau=-1", "tv", "tau must be a positive number"),
+        ("pnp-pgm", "tv:weight=-1", "weight must be non-negative"),
+    ],
+)
+def test_out_of_range_solver_and_prior_parameters(crop48, solver, prior, message):
+    problem = api.simulate(crop48, "denoise")
+    with pytest.raises(ValueError, match=message):
+        api.reconstruct(problem, solver=solver, prior=prior, max_iter=1)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.full((48, 48), 255.0), r"must lie in \[0, 1\].*divide 8-bit data by 255"),
+        (np.full((48, 48), np.nan), "finite"),
+        (np.zeros((2, 48, 48)), "C = 1 or 3"),
+        (np.zeros((2, 1, 48, 48)), "C = 1 or 3"),
+    ],
+    ids=["255", "nan", "2-channel", "batch"],
+)
+def test_bad_image_arrays(image, message):
+    with pytest.raises(ImageError, match=message):
+        api.simulate(image, "denoise")
+
+
+def test_every_error_is_an_input_error():
+    for error in (api.ProblemError, ImageError, OperatorError, SpecError):
+        assert issubclass(error, api.INPUT_ERRORS)
+
+
+# -- priors from checkpoints -----------------------------------------------------------
+
+
+def test_checkpoint_path_prior(tmp_path, crop48):
+    torch.manual_seed(0)
+    net = DnCNN(channels=1, depth=3, width=4, batch_norm=False)
+    path = save_checkpoint(tmp_path / "tiny.safetensors", net, {"sigma": 0.05, "name": "tiny"})
+    prior = api.build_prior(str(path))
+    assert prior.name == "tiny" and prior.sigma == 0.05
+    x = torch.from_numpy(crop48)[None]
+    with torch.no_grad():
+        torch.testing.assert_close(prior.denoise(x), net(x, 0.05))
+    problem = api.simulate(crop48, "denoise", noise=0.05)
+    solution = api.reconstruct(problem, prior=str(path), solver="fb", max_iter=3, tol=0)
+    assert solution.iterations == 3 and torch.isfinite(solution.x).all()
+    # the checkpoint prior really is used: it differs from running with no prior
+    plain = api.reconstruct(problem, prior="identity", solver="fb", max_iter=3, tol=0)
+    assert not torch.allclose(solution.x, plain.x, atol=1e-4)
+
+
+def test_missing_checkpoint_path(tmp_path):
+    with pytest.raises(ValueError, match=r"missing\.safetensors"):
+        api.build_prior(str(tmp_path / "missing.safetensors"))
+
+
+def test_build_prior_passes_priors_through():
+    tv = api.build_prior("tv:weight=0.1")
+    assert api.build_prior(tv) is tv
+
+
+def test_mcnet_backbone_output_may_overshoot(crop48):
+    problem = api.simulate(crop48, "sr:scale=2", noise=0.0)
+    w = problem.x_init() * 1.2 - 0.1  # interpolation overshoots [0, 1]; w is not a picture
+    assert float(w.max()) > 1.01
+    solution = api.reconstruct(
+        problem, prior="tv", solver="mcnet-admm:eps=0", w=w, max_iter=20, tol=0
+    )
+    from deq_explorer.metrics import consistency
+
+    assert consistency(problem.op, solution.x, problem.y) < 1e-3

@@ -1,0 +1,370 @@
+"""``deq-explorer``: outputs, saved results, exit codes and messages for bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import skimage.io
+import torch
+
+from deq_explorer import api, cli, registry
+from deq_explorer.images import load_image
+
+FAST = ["--max-iter", "5", "--prior", "tv:weight=0.02"]
+JSON_KEYS = {"psnr", "ssim", "psnr_init", "iterations", "status", "seconds", "consistency"}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """48×48 gray png, 47×47 png, 48×48 RGB png, a NaN npy and a 1-pixel png."""
+    folder = tmp_path_factory.mktemp("images")
+    gray = load_image("sample:camera")[0, 180:228, 180:228]
+    rgb = load_image("sample:astronaut")[:, 100:148, 200:248]
+    paths = {
+        "gray": folder / "gray.png",
+        "odd": folder / "odd.png",
+        "rgb": folder / "rgb.png",
+        "nan": folder / "nan.npy",
+        "dot": folder / "dot.png",
+        "text": folder / "notes.png",
+    }
+    skimage.io.imsave(paths["gray"], (gray * 255).astype(np.uint8), check_contrast=False)
+    skimage.io.imsave(paths["odd"], (gray[:47, :47] * 255).astype(np.uint8), check_contrast=False)
+    rgb8 = (np.moveaxis(rgb, 0, -1) * 255).astype(np.uint8)
+    skimage.io.imsave(paths["rgb"], rgb8, check_contrast=False)
+    np.save(paths["nan"], np.where(gray > 0.5, np.nan, gray))
+    skimage.io.imsave(paths["dot"], np.zeros((1, 1), np.uint8), check_contrast=False)
+    paths["text"].write_text("not a picture")
+    return {k: str(v) for k, v in paths.items()}
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- reconstruct -----------------------------------------------------------------------
+
+
+def test_reconstruct_text(capsys, images):
+    code, out, err = _run(capsys, "reconstruct", images["gray"], "--operator", "sr:scale=2", *FAST)
+    assert code == 0 and err == ""
+    assert out.splitlines()[0] == "sr:scale=2 → sr:scale=2  noise 0.01"
+    fields = dict(line.split(maxsplit=1) for line in out.splitlines()[1:])
+    assert fields["prior"] == "tv:weight=0.02" and fields["solver"] == "pnp-pgm"
+    assert fields["status"] in ("converged", "max_iter") and 1 <= int(fields["iterations"]) <= 5
+    assert float(fields["psnr"]) > 15 and 0 < float(fields["ssim"]) <= 1
+
+
+def test_reconstruct_json(capsys, images):
+    code, out, _ = _run(
+        capsys, "reconstruct", images["gray"], "--operator", "deblur:sigma=1.6",
+        "--accel", "nesterov", "--json", *FAST,
+    )  # fmt: skip
+    assert code == 0
+    result = json.loads(out)  # exactly one JSON object on stdout
+    assert JSON_KEYS | {"residuals"} <= set(result)
+    assert result["status"] in ("converged", "max_iter")
+    assert result["iterations"] == len(result["residuals"]) <= 5
+    assert result["residuals"][-1] == result["residual"]
+    assert result["psnr"] > result["psnr_init"]  # TV deblurring improves on init(y)
+    assert 0 < result["ssim"] <= 1 and 0 <= result["consistency"] < 1 and result["seconds"] > 0
+    assert result["operator"] == result["solve_operator"] == "deblur:sigma=1.6"
+    assert result["accel"] == "nesterov" and result["image_shape"] == [1, 48, 48]
+
+
+def test_reconstruct_json_matches_the_api(capsys, images):
+    argv = ["reconstruct", images["gray"], "--operator", "mri:rate=0.3", "--noise", "0.02",
+            "--seed", "7", "--accel", "none", "--tol", "0", "--json", *FAST]  # fmt: skip
+    result = json.loads(_run(capsys, *argv)[1])
+    problem = api.simulate(images["gray"], "mri:rate=0.3", noise=0.02, seed=7)
+    solution = api.reconstruct(problem, prior="tv:weight=0.02", max_iter=5, tol=0)
+    assert result["iterations"] == solution.iterations == 5
+    assert result["residuals"] == pytest.approx(solution.history["residual"])
+    from deq_explorer import metrics
+
+    assert result["psnr"] == pytest.approx(metrics.psnr(solution.x, problem.x_true))
+
+
+def test_mismatch_and_crop(capsys, images):
+    code, out, _ = _run(
+        capsys, "reconstruct", images["odd"], "--operator", "sr:scale=2", "--crop",
+        "--solve-operator", "sr:scale=2,sigma=1.5", "--json", *FAST,
+    )  # fmt: skip
+    result = json.loads(out)
+    assert code == 0 and result["image_shape"] == [1, 46, 46]
+    assert result["solve_operator"] == "sr:scale=2,sigma=1.5" != result["operator"]
+
+
+def test_gray_flag_makes_rgb_fit_mri(capsys, images):
+    code, out, _ = _run(
+        capsys, "reconstruct", images["rgb"], "--operator", "mri:rate=0.3", "--gray", "--json",
+        *FAST,
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["image_shape"] == [1, 48, 48]
+
+
+def test_out_npz(capsys, images, tmp_path):
+    target = tmp_path / "result.npz"
+    code, out, _ = _run(
+        capsys, "reconstruct", images["gray"], "--operator", "sr:scale=2", "--json",
+        "--out", str(target), *FAST,
+    )  # fmt: skip
+    assert code == 0
+    printed = json.loads(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.npz"]  # no temp file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    with np.load(target, allow_pickle=False) as saved:
+        assert set(saved.files) == {"x", "y", "reference", "init", "history", "config"}
+        assert saved["x"].shape == saved["reference"].shape == saved["init"].shape == (1, 48, 48)
+        assert saved["y"].shape == (1, 24, 24)
+        np.testing.assert_allclose(saved["reference"], load_image(images["gray"]), atol=1e-6)
+        history = saved["history"]
+        assert list(history["k"]) == list(range(1, printed["iterations"] + 1))
+        np.testing.assert_allclose(history["residual"], printed["residuals"])
+        assert history.dtype.names == ("k", "residual", "consistency", "psnr", "ssim")
+        config = json.loads(str(saved["config"]))
+        from deq_explorer.metrics import psnr
+
+        assert psnr(torch.from_numpy(saved["x"]), torch.from_numpy(saved["reference"])) == (
+            pytest.approx(printed["psnr"], abs=1e-4)
+        )
+    assert config["operator"] == "sr:scale=2" and config["prior"] == "tv:weight=0.02"
+    assert config["psnr"] == printed["psnr"]
+
+
+def test_out_mri_keeps_complex_measurement(capsys, images, tmp_path):
+    target = tmp_path / "mri.npz"
+    argv = ["reconstruct", images["gray"], "--operator", "mri:rate=0.3", "--out", str(target)]
+    assert _run(capsys, *argv, *FAST)[0] == 0
+    with np.load(target) as saved:
+        assert np.iscomplexobj(saved["y"]) and saved["y"].shape == (1, 48, 48)
+
+
+def test_error_during_solve_leaves_no_file(capsys, images, tmp_path, monkeypatch):
+    real_run = api.run
+
+    def failing_run(*args, **kwargs):
+        its = real_run(*args, **kwargs)
+        yield next(its)
+        raise RuntimeError("solver blew up")
+
+    monkeypatch.setattr(api, "run", failing_run)
+    target = tmp_path / "result.npz"
+    with pytest.raises(RuntimeError, match="blew up"):
+        cli.main(["reconstruct", images["gray"], "--out", str(target), *FAST])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_error_while_writing_leaves_no_file(capsys, images, tmp_path, monkeypatch):
+    def failing_savez(file, **arrays):
+        file.write(b"PK\x03\x04 half an archive")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli.np, "savez", failing_savez)
+    target = tmp_path / "result.npz"
+    code, _, err = _run(capsys, "reconstruct", images["gray"], "--out", str(target), *FAST)
+    assert code == 2 and "cannot write --out" in err and "No space left" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_file_is_replaced_whole(capsys, images, tmp_path):
+    target = tmp_path / "result.npz"
+    target.write_bytes(b"old")
+    assert _run(capsys, "reconstruct", images["gray"], "--out", str(target), *FAST)[0] == 0
+    with np.load(target) as saved:
+        assert "x" in saved.files
+
+
+# -- bad input: exit code 2, the problem and the fix on stderr ---------------------------
+
+
+BAD_INPUTS = {
+    "missing file": (["/no/such/image.png"], ["does not exist", "sample:NAME"]),
+    "not an image": (["{text}"], ["cannot read", "not an image"]),
+    "1 pixel": (["{dot}"], ["1x1", "at least 8x8"]),
+    "NaN pixels": (["{nan}"], ["NaN or Inf"]),
+    "unknown sample": (["sample:lena"], ["unknown sample 'lena'", "camera", "brain"]),
+    "sr not divisible": (
+        ["{odd}", "--operator", "sr:scale=2"],
+        ["not divisible", "46x46", "--crop"],
+    ),
+    "unknown operator": (["{gray}", "--operator", "blur"], ["unknown operator", "deblur", "mri"]),
+    "unknown solve operator": (
+        ["{gray}", "--solve-operator", "nope"],
+        ["unknown operator 'nope'", "denoise"],
+    ),
+    "unknown prior": (["{gray}", "--prior", "bm3d"], ["unknown prior 'bm3d'", "identity, tv"]),
+    "unknown solver": (["{gray}", "--solver", "cg"], ["unknown solver 'cg'", "pnp-pgm", "red-sd"]),
+    "unknown accel": (["{gray}", "--accel", "broyden"], ["unknown accelerator", "anderson"]),
+    "bad option": (["{gray}", "--operator", "mri:rat=0.1"], ["no option 'rat'", "rate="]),
+    "rate 0": (["{gray}", "--operator", "mri:rate=0"], ["rate must lie in (0, 1]"]),
+    "rate 1.5": (["{gray}", "--operator", "mri:rate=1.5"], ["rate must lie in (0, 1]", "1.5"]),
+    "p 1": (["{gray}", "--operator", "inpaint:p=1.0"], ["p must lie in [0, 1)"]),
+    "negative sigma": (["{gray}", "--operator", "deblur:sigma=-1"], ["sigma", ">= 0"]),
+    "gamma 0": (["{gray}", "--solver", "pnp-pgm:gamma=0"], ["gamma must be a positive number"]),
+    "negative gamma": (["{gray}", "--solver", "red-sd:gamma=-0.5"], ["gamma must be a positive"]),
+    "rgb to mri": (["{rgb}", "--operator", "mri"], ["single-channel", "--gray"]),
+    "solve-operator shape": (
+        ["{gray}", "--operator", "sr:scale=2", "--solve-operator", "sr:scale=4"],
+        ["(1, 12, 12)", "(1, 24, 24)"],
+    ),
+    "negative noise": (["{gray}", "--noise", "-0.1"], ["--noise must be >= 0"]),
+    "max-iter 0": (["{gray}", "--max-iter", "0"], ["--max-iter must be a positive integer"]),
+    "negative tol": (["{gray}", "--tol", "-1"], ["--tol must be >= 0"]),
+    "out suffix": (["{gray}", "--out", "result.txt"], ["--out must end with .npz"]),
+    "out folder": (["{gray}", "--out", "/no/such/folder/r.npz"], ["does not exist", "create it"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_exits_2_with_a_clear_message(capsys, images, case):
+    args, needles = BAD_INPUTS[case]
+    args = [a.format(**images) for a in args]
+    # FAST comes first so that a case's own --max-iter/--prior wins
+    code, out, err = _run(capsys, "reconstruct", *FAST, *args)
+    assert code == 2, err
+    assert out == ""
+    assert err.startswith("deq-explorer: error: ") and "Traceback" not in err
+    for needle in needles:
+        assert needle in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
+def test_cuda_without_cuda_exits_2(capsys, images):
+    code, _, err = _run(capsys, "reconstruct", images["gray"], "--device", "cuda", *FAST)
+    assert code == 2 and "CUDA" in err and "--device cpu" in err
+
+
+def test_bad_input_nothing_written(capsys, images, tmp_path):
+    target = tmp_path / "r.npz"
+    argv = ["reconstruct", images["gray"], "--prior", "bm3d", "--out", str(target)]
+    assert _run(capsys, *argv)[0] == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["reconstruct"],
+        ["reconstruct", "x.png", "--device", "tpu"],
+        ["reconstruct", "x.png", "--max-iter", "many"],
+        ["frobnicate"],
+    ],
+    ids=["no image", "device", "max-iter", "command"],
+)
+def test_usage_errors_exit_2(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    assert "usage: deq-explorer" in capsys.readouterr().err
+
+
+# -- compare ---------------------------------------------------------------------------
+
+
+def test_compare_text(capsys, images):
+    code, out, err = _run(
+        capsys, "compare", images["gray"], "--operator", "deblur:sigma=1.6", "--max-iter", "5",
+        "--prior", "identity", "--prior", "tv:weight=0.02",
+    )  # fmt: skip
+    assert code == 0 and err == ""
+    header, *rows = out.splitlines()
+    assert header.split() == [
+        "prior", "status", "iterations", "seconds", "psnr_init", "psnr", "ssim", "consistency"
+    ]  # fmt: skip
+    assert [r.split()[0] for r in rows] == ["identity", "tv:weight=0.02"]
+    psnr_init = {float(r.split()[4]) for r in rows}
+    assert len(psnr_init) == 1  # the same measurement for every prior
+
+
+def test_compare_json(capsys, images):
+    code, out, _ = _run(
+        capsys, "compare", images["gray"], "--operator", "deblur:sigma=1.6", "--max-iter", "5",
+        "--prior", "identity", "--prior", "tv:weight=0.02", "--json",
+    )  # fmt: skip
+    result = json.loads(out)
+    assert code == 0 and result["problem"]["operator"] == "deblur:sigma=1.6"
+    runs = result["runs"]
+    assert [r["prior"] for r in runs] == ["identity", "tv:weight=0.02"]
+    assert all(JSON_KEYS | {"residuals"} <= set(r) for r in runs)
+    assert runs[0]["psnr_init"] == runs[1]["psnr_init"]
+    assert runs[1]["psnr"] > runs[0]["psnr"]  # TV beats no prior on noisy deblurring
+
+
+def test_compare_bad_prior_exits_2(capsys, images):
+    code, _, err = _run(capsys, "compare", images["gray"], "--prior", "tv", "--prior", "nope")
+    assert code == 2 and "unknown prior 'nope'" in err
+
+
+# -- listings, help, launcher ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["priors", "operators", "solvers", "accelerators"])
+def test_listings(capsys, kind):
+    names = getattr(registry, kind).names()
+    code, out, _ = _run(capsys, kind)
+    assert code == 0
+    listed = [line.split()[0] for line in out.splitlines() if not line.startswith(" ")]
+    assert listed == names
+    code, out, _ = _run(capsys, kind, "--json")
+    data = json.loads(out)
+    assert code == 0 and [e["name"] for e in data[kind]] == names
+    assert all({"summary", "options", "source"} <= set(e) for e in data[kind])
+    assert data["plugin_errors"] == {}
+
+
+def test_operator_listing_shows_options(capsys):
+    data = json.loads(_run(capsys, "operators", "--json")[1])
+    options = {e["name"]: e["options"] for e in data["operators"]}
+    assert {"rate", "pattern"} <= set(options["mri"]) and "p" in options["inpaint"]
+    assert {"scale", "sigma"} <= set(options["sr"])
+
+
+def test_train_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: deq-explorer train" in out and "--mode" in out
+
+
+def test_reconstruct_help_lists_registry_names(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["reconstruct", "--help"])
+    out = capsys.readouterr().out
+    for name in registry.operators.names() + registry.solvers.names():
+        assert name in out
+    assert "sample:NAME" in out and "--solve-operator" in out
+
+
+def test_module_help_in_a_subprocess():
+    done = subprocess.run(
+        [sys.executable, "-m", "deq_explorer.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for command in ("reconstruct", "compare", "train", "priors", "operators"):
+        assert command in done.stdout
+    assert "deq-explorer reconstruct sample:brain" in done.stdout  # the examples
+    listed = done.stdout.split("registered:")[1]
+    for kind in ("operators", "priors", "solvers", "accelerators"):
+        for name in getattr(registry, kind).names():
+            assert name in listed, (kind, name)
+    assert "brain" in listed and "phantom" in listed
+
+
+@pytest.mark.parametrize("missing", ["napari", "deq_explorer._napari"])
+def test_launch_without_napari_gives_the_install_hint(capsys, monkeypatch, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # makes `import missing` fail
+    code, out, err = _run(capsys)
+    assert code == 2 and out == ""
+    assert 'pip install "deq-explorer[napari]"' in err and "Traceback" not in err
