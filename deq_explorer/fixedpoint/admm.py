@@ -62,9 +62,12 @@ def pnp_admm(
 
     def T(z: Tensor) -> Tensor:
         v, u = z[:, :C], z[:, C:]
-        x = op.prox_data(v - u, y, gamma)
-        v_next = prior.prox(x + u, gamma)
-        return torch.cat([v_next, u + x - v_next], dim=1)
+        x_u = op.prox_data(v - u, y, gamma) + u  # x + u
+        v_next = prior.prox(x_u, gamma)
+        out = torch.empty_like(z)
+        out[:, :C] = v_next
+        torch.sub(x_u, v_next, out=out[:, C:])  # u + x − v_next
+        return out
 
     return _stacked(start(op, y, w, "pnp-admm"), C, op, y, T, "pnp-admm")
 

@@ -92,6 +92,8 @@ class Iterate:
     per pixel, ``residual`` the relative fixed-point residual, ``consistency``
     ``‖Ax − y‖/‖y‖`` (batch mean), ``psnr``/``ssim`` against the reference
     when one is given (else ``None``), ``seconds`` elapsed since the start.
+    ``consistency``, ``psnr`` and ``ssim`` are ``None`` on iterations the
+    loop's ``metrics_every`` skips.
     ``status`` is RUNNING except on the last iterate a loop yields.
     """
 
@@ -99,7 +101,7 @@ class Iterate:
     x: Tensor
     change: Tensor
     residual: float
-    consistency: float
+    consistency: float | None
     psnr: float | None
     ssim: float | None
     seconds: float

@@ -7,6 +7,7 @@ the data term, ``D`` the prior's denoiser.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from deq_explorer.fixedpoint._checks import positive, start
@@ -52,7 +53,7 @@ def pnp_pgm(
     step = gamma * tau
 
     def T(x: Tensor) -> Tensor:
-        return op.prox_data(x - step * prior.red_grad(x), y, gamma)
+        return op.prox_data(torch.add(x, prior.red_grad(x), alpha=-step), y, gamma)
 
     return FixedPointMap(
         T=T, z0=start(op, y, w, "pnp-pgm"), image=_image, op=op, y=y, name="pnp-pgm"
@@ -87,7 +88,8 @@ def red_sd(
     positive("red-sd", gamma=gamma, tau=tau)
 
     def T(x: Tensor) -> Tensor:
-        return x - gamma * (op.grad_data(x, y) + tau * prior.red_grad(x))
+        g = torch.add(op.grad_data(x, y), prior.red_grad(x), alpha=tau)
+        return torch.add(x, g, alpha=-gamma)
 
     return FixedPointMap(T=T, z0=start(op, y, w, "red-sd"), image=_image, op=op, y=y, name="red-sd")
 
@@ -126,6 +128,6 @@ def fb(
     level = eta * prior.sigma if sigma < 0 else float(sigma)
 
     def T(x: Tensor) -> Tensor:
-        return prior.denoise(x - eta * op.grad_data(x, y), level)
+        return prior.denoise(torch.add(x, op.grad_data(x, y), alpha=-eta), level)
 
     return FixedPointMap(T=T, z0=start(op, y, w, "fb"), image=_image, op=op, y=y, name="fb")

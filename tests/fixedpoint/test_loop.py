@@ -108,3 +108,38 @@ def test_bad_arguments(full, linear_map):
         solve(linear_map(op, y), rule=StopRule(max_iter=0))
     with pytest.raises(ValueError, match="reference"):
         solve(linear_map(op, y), reference=y[..., :5])
+
+
+def test_metrics_every_skips_metrics_but_not_the_residual(full, linear_map):
+    op, y = full
+    ref = y.flip(-1)
+    every = list(iterate(linear_map(op, y), rule=StopRule(max_iter=7, tol=0.0), reference=ref))
+    sparse = list(
+        iterate(
+            linear_map(op, y), rule=StopRule(max_iter=7, tol=0.0), reference=ref, metrics_every=3
+        )
+    )
+    assert [it.k for it in sparse] == list(range(1, 8))
+    for a, b in zip(every, sparse, strict=True):
+        assert b.residual == a.residual and torch.equal(b.x, a.x)
+        if b.k in (3, 6, 7):  # multiples of 3 and the last iterate
+            assert (b.consistency, b.psnr, b.ssim) == (a.consistency, a.psnr, a.ssim)
+            assert b.psnr == pytest.approx(psnr(b.x, ref), abs=1e-9)
+        else:
+            assert b.consistency is None and b.psnr is None and b.ssim is None
+    # a run that converges off the grid still reports its final metrics
+    sol = solve(linear_map(op, y, contraction=0.5), rule=StopRule(tol=1e-6), metrics_every=1000)
+    assert sol.status is Status.CONVERGED and sol.history["consistency"][:-1] == [None] * (
+        sol.iterations - 1
+    )
+    x = sol.x
+    assert sol.history["consistency"][-1] == pytest.approx(
+        float((x - y).norm() / y.norm()), rel=1e-5
+    )
+
+
+@pytest.mark.parametrize("every", [0, -2, 1.5, True])
+def test_bad_metrics_every(full, linear_map, every):
+    op, y = full
+    with pytest.raises(ValueError, match="metrics_every"):
+        solve(linear_map(op, y), metrics_every=every)
