@@ -1,0 +1,34 @@
+"""DEQ Explorer pack: deepinv's linear physics as operators, its denoisers as priors.
+
+Installing this distribution registers, through the entry-point group
+``deq_explorer.plugins``, the operators ``dinv-blur``, ``dinv-downsampling``,
+``dinv-inpainting``, ``dinv-mri``, ``dinv-tomography`` and the priors
+``dinv-dncnn``, ``dinv-drunet``. deepinv itself is imported only when the
+explorer loads the pack; without it the pack is reported as broken by name.
+"""
+
+from __future__ import annotations
+
+__all__ = ["register"]
+
+
+def register() -> None:
+    """Register the pack's operators and priors (called by the explorer's plugin loader)."""
+    try:
+        import deepinv  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "deq-explorer-deepinv needs deepinv: pip install torch==2.14.1 torchvision==0.29.1 "
+            "deepinv (see plugins/deq-explorer-deepinv/README.md)"
+        ) from exc
+    from deq_explorer.registry import operators, priors
+    from deq_explorer_deepinv import operators as ops
+    from deq_explorer_deepinv import priors as pri
+
+    operators.register("dinv-blur", ops.dinv_blur)
+    operators.register("dinv-downsampling", ops.dinv_downsampling)
+    operators.register("dinv-inpainting", ops.dinv_inpainting)
+    operators.register("dinv-mri", ops.dinv_mri)
+    operators.register("dinv-tomography", ops.dinv_tomography)
+    priors.register("dinv-dncnn", pri.dinv_dncnn)
+    priors.register("dinv-drunet", pri.dinv_drunet)
