@@ -5,6 +5,13 @@ accelerators; the napari front end lives in :mod:`deq_explorer._napari` and is
 never imported from here.
 """
 
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on small shared machines spinning threads
+# starve the GUI thread and each other (BENCHMARKS.md). Read once, when torch loads OpenMP;
+# set OMP_WAIT_POLICY yourself to override.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from deq_explorer import fixedpoint, operators, priors  # noqa: F401  (registers built-ins)
 
 __version__ = "0.1.0"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import torch
 from torch import Tensor, nn
 
 __all__ = ["Denoiser", "DenoiserPrior", "Prior"]
@@ -61,13 +62,24 @@ class Prior:
 
 
 class DenoiserPrior(Prior):
-    """Adapt any :class:`Denoiser` (a network, a function) into a :class:`Prior`."""
+    """Adapt any :class:`Denoiser` (a network, a function) into a :class:`Prior`.
+
+    A network is switched to the channels-last memory layout, and its inputs with
+    it: CPU convolutions run about 1.5× faster that way (BENCHMARKS.md); values
+    are unchanged.
+    """
 
     def __init__(self, denoiser: Denoiser, sigma: float, name: str = "denoiser") -> None:
         self.denoiser = denoiser
         self.sigma = float(sigma)
         self.name = name
         self.module = denoiser if isinstance(denoiser, nn.Module) else None
+        if self.module is not None:
+            for p in self.module.parameters():  # conv kernels only; buffers keep their layout
+                if p.ndim == 4:
+                    p.data = p.data.contiguous(memory_format=torch.channels_last)
 
     def denoise(self, x: Tensor, sigma: float | Tensor | None = None) -> Tensor:
+        if self.module is not None and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.denoiser(x, self.sigma if sigma is None else sigma)
