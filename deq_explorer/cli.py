@@ -11,14 +11,14 @@ import argparse
 import importlib.util
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from deq_explorer.atomic import atomic_write
 
 __all__ = ["main"]
 
@@ -269,20 +269,11 @@ def _save_npz(path: str, problem, result: dict[str, Any]) -> None:
         "history": _history_array(result["_history"]),
         "config": np.array(json.dumps(_jsonable(_public(result) | problem.config()))),
     }
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(target) as f:
             np.savez(f, **arrays)
-        os.replace(tmp, target)
     except OSError as exc:
         raise InputError(f"cannot write --out {path!r}: {exc}") from None
-    finally:
-        if tmp is not None and Path(tmp).exists():
-            Path(tmp).unlink()
 
 
 def _jsonable(value: Any) -> Any:

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import re
-import tempfile
 import warnings
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -36,6 +34,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor, nn
 
+from deq_explorer.atomic import atomic_write
 from deq_explorer.priors.base import DenoiserPrior
 from deq_explorer.priors.nets import ARCHITECTURES, architecture_of, build_net
 from deq_explorer.registry import priors as prior_registry
@@ -138,16 +137,8 @@ def save_checkpoint(path: str | Path, module: nn.Module, metadata: dict[str, Any
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
     data = safetensors_bytes(tensors, metadata={_META_KEY: text, _DIGEST_KEY: _digest(tensors)})
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        f.write(data)
     return path
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from deq_explorer.atomic import atomic_write
 from deq_explorer.priors.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from deq_explorer.priors.nets import build_net
 from deq_explorer.registry import priors as prior_registry
@@ -122,14 +122,8 @@ def _backbone(config: TrainConfig) -> nn.Module | None:
 
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        torch.save(state, f)
 
 
 def _load_state(checkpoint: str, meta: dict[str, Any]) -> dict[str, Any]:

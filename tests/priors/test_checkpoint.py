@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from deq_explorer import atomic
 from deq_explorer.priors import checkpoint as ckpt
 from deq_explorer.priors.base import Prior
 from deq_explorer.priors.checkpoint import (
@@ -84,7 +85,7 @@ def test_atomic_write_leaves_only_the_file(tmp_path, monkeypatch):
     def crash(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt.os, "replace", crash)
+    monkeypatch.setattr(atomic.os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, small_net(), META)
     assert path.read_bytes() == before  # the old checkpoint is untouched
