@@ -12,7 +12,14 @@ from psygnal import Signal
 
 from deq_explorer.registry import Registry
 
-__all__ = ["SpecPicker", "device_choices", "events", "image_layers", "layer_by_name"]
+__all__ = [
+    "SpecPicker",
+    "device_choices",
+    "events",
+    "image_layers",
+    "layer_by_name",
+    "on_priors_changed",
+]
 
 
 class _Events:
@@ -22,6 +29,17 @@ class _Events:
 
 
 events = _Events()
+
+
+def on_priors_changed(native: Any, slot: Callable[..., Any]) -> None:
+    """Call ``slot`` whenever a prior is registered, until the Qt widget ``native`` is destroyed.
+
+    Panels come and go (docks are closed, tests build many viewers) while ``events``
+    lives for the whole process: a slot left connected to a deleted widget would
+    break the signal for every other panel.
+    """
+    events.priors_changed.connect(slot)
+    native.destroyed.connect(lambda *_: events.priors_changed.disconnect(slot, missing_ok=True))
 
 
 def options_text(registry: Registry[Any], name: str) -> str:

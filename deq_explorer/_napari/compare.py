@@ -30,7 +30,7 @@ from deq_explorer._napari._convert import to_layer_data
 from deq_explorer._napari._jobs import Frame, SolveConfig, compare_job
 from deq_explorer._napari._plot import Axis, CurvePlot
 from deq_explorer._napari._runner import Failed, Runner
-from deq_explorer._napari._widgets import SpecPicker, events, image_layers
+from deq_explorer._napari._widgets import SpecPicker, image_layers, on_priors_changed
 from deq_explorer._napari.reconstruct import history_of
 from deq_explorer.registry import accelerators, priors, solvers
 
@@ -120,7 +120,7 @@ class ComparePanel(QWidget):
         self.copy_button.clicked.connect(self.copy_table)
         self.save_button.clicked.connect(lambda: self.save_csv())
         self.viewer.events.theme.connect(lambda e: self.plot.apply_theme(self.viewer.theme))
-        events.priors_changed.connect(self.refresh_priors)
+        on_priors_changed(self, self.refresh_priors)
         self.refresh_priors()
         self._set_running(False)
 

@@ -17,7 +17,7 @@ from deq_explorer._napari._convert import from_layer_data, to_layer_data
 from deq_explorer._napari._jobs import Frame, SolveConfig, solve_job
 from deq_explorer._napari._plot import Axis, CurvePlot
 from deq_explorer._napari._runner import Failed, Runner
-from deq_explorer._napari._widgets import SpecPicker, events, image_layers
+from deq_explorer._napari._widgets import SpecPicker, image_layers, on_priors_changed
 from deq_explorer.registry import accelerators, priors, solvers
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class ReconstructPanel(QWidget):
             w.changed.connect(self._update_budget)
         self.viewer.dims.events.current_step.connect(self._follow_slider)
         self.viewer.events.theme.connect(lambda e: self.plot.apply_theme(self.viewer.theme))
-        events.priors_changed.connect(self.prior.refresh)
+        on_priors_changed(self, self.prior.refresh)
         self._solver_changed(self.solver.choice.value)
         self._set_running(False)
         self._update_budget()

@@ -21,7 +21,7 @@ from deq_explorer import training
 from deq_explorer._napari._jobs import train_job
 from deq_explorer._napari._plot import Axis, CurvePlot
 from deq_explorer._napari._runner import Failed, Runner
-from deq_explorer._napari._widgets import events
+from deq_explorer._napari._widgets import events, on_priors_changed
 from deq_explorer.priors.checkpoint import register_checkpoint
 from deq_explorer.registry import priors, solvers
 from deq_explorer.training.config import BACKWARDS
@@ -108,7 +108,7 @@ class TrainPanel(QWidget):
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.runner.stop)
         self.viewer.events.theme.connect(lambda e: self.plot.apply_theme(self.viewer.theme))
-        events.priors_changed.connect(self.form.reset_choices)
+        on_priors_changed(self, self.form.reset_choices)
         self._set_running(False)
 
     def reset_choices(self, *_: Any) -> None:

@@ -7,7 +7,6 @@ import pytest
 
 napari = pytest.importorskip("napari")
 
-from deq_explorer.images import load_image  # noqa: E402
 from napari.utils.notifications import notification_manager  # noqa: E402
 
 from deq_explorer._napari import _problems  # noqa: E402
@@ -16,6 +15,7 @@ from deq_explorer._napari.explorer import Explorer  # noqa: E402
 from deq_explorer._napari.problem import ProblemPanel  # noqa: E402
 from deq_explorer._napari.reconstruct import CHANGE, ERROR, RESULT, STACK, ReconstructPanel  # noqa: E402
 from deq_explorer._napari.train import TrainPanel  # noqa: E402
+from deq_explorer.images import load_image  # noqa: E402
 
 PLUGIN = "deq-explorer"
 WIDGETS = {
@@ -269,3 +269,17 @@ def test_launch_docks_the_explorer_with_a_problem_ready(viewer):
     assert (
         explorer.reconstruct.device.value in ("CPU",) or "GPU" in explorer.reconstruct.device.value
     )
+
+
+def test_deleted_panels_stop_listening_for_new_priors(viewer, qtbot):
+    from qtpy.QtCore import QCoreApplication, QEvent
+
+    from deq_explorer._napari._widgets import events
+
+    explorer = dock(viewer, "DEQ Explorer")
+    survivor = dock(viewer, "Reconstruct")
+    explorer.compare.deleteLater()
+    explorer.reconstruct.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    events.priors_changed.emit()  # raised "wrapped C/C++ object ... has been deleted" before
+    assert "tv" in survivor.prior.choice.choices
