@@ -15,7 +15,7 @@ import time
 
 import napari
 import torch
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QEventLoop, QTimer
 from qtpy.QtWidgets import QApplication
 
 from deq_explorer import api
@@ -78,9 +78,14 @@ def main() -> None:
         meter.start()
         t0 = time.perf_counter()
         panel.run()
-        while panel.runner.running:
-            app.processEvents()
-            time.sleep(0.001)
+        # wait in a real event loop (as the app does), not a busy processEvents() poll that
+        # would compete with the worker for the CPU and the GIL
+        loop, poll = QEventLoop(), QTimer()
+        poll.setInterval(20)
+        poll.timeout.connect(lambda: None if panel.runner.running else loop.quit())
+        poll.start()
+        loop.exec()
+        poll.stop()
         seconds = time.perf_counter() - t0
         return seconds, meter.stop()
 
