@@ -18,27 +18,14 @@ import argparse
 import statistics
 from pathlib import Path
 
-import numpy as np
+from _common import SOLVE, score, test_image
 
 import deq_explorer.api as dx
-from deq_explorer.images import load_image
-from deq_explorer.metrics import psnr, ssim
+from deq_explorer.metrics import psnr
 
 RATES = (0.1, 0.2, 0.3)
 SIGMAS = (0.005, 0.01, 0.02, 0.03)
 NOISE = 0.01
-SOLVE = {"solver": "pnp-pgm", "accel": "anderson:m=5", "max_iter": 100, "tol": 1e-4}
-
-
-def _crop(image: np.ndarray, side: int) -> np.ndarray:
-    h, w = image.shape[-2:]
-    top, left = (h - side) // 2, (w - side) // 2
-    return image[:1, top : top + side, left : left + side]
-
-
-def _score(problem: dx.Problem, prior: str) -> tuple[float, float, np.ndarray]:
-    x = dx.reconstruct(problem, prior=prior, **SOLVE).x
-    return psnr(x, problem.x_true), ssim(x, problem.x_true), x[0, 0].cpu().numpy()
 
 
 def main() -> None:
@@ -49,7 +36,7 @@ def main() -> None:
     side = 128 if args.quick else 256
     names = ["brain"] if args.quick else ["brain", "camera", "phantom"]
     sigmas = SIGMAS[1:3] if args.quick else SIGMAS
-    images = {n: _crop(load_image(f"sample:{n}"), side) for n in names}
+    images = {n: test_image(n, side) for n in names}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -68,9 +55,9 @@ def main() -> None:
             for n, img in images.items()
         }
         init = statistics.mean(psnr(p.x_init(), p.x_true) for p in problems.values())
-        awgn = {s: [_score(p, f"dncnn-awgn:sigma={s}") for p in problems.values()] for s in sigmas}
+        awgn = {s: [score(p, f"dncnn-awgn:sigma={s}") for p in problems.values()] for s in sigmas}
         best = best_sigma[rate] = max(awgn, key=lambda s: statistics.mean(r[0] for r in awgn[s]))
-        deq = [_score(p, "deq-mri-radial10") for p in problems.values()]
+        deq = [score(p, "deq-mri-radial10") for p in problems.values()]
         a_psnr = statistics.mean(r[0] for r in awgn[best])
         a_ssim = statistics.mean(r[1] for r in awgn[best])
         d_psnr = statistics.mean(r[0] for r in deq)
@@ -102,8 +89,8 @@ def main() -> None:
         wrong = dx.simulate(
             images[first], "mri:rate=0.1", noise=NOISE, seed=0, solve_operator="mri:rate=0.2"
         )
-        pm, _, xm = _score(matched, prior)
-        pw, _, xw = _score(wrong, prior)
+        pm, _, xm = score(matched, prior)
+        pw, _, xw = score(wrong, prior)
         panels[f"{prior}\nmatched {pm:.2f} dB"] = xm
         panels[f"{prior}\n20 % model {pw:.2f} dB"] = xw
         lines.append(f"| {prior} | {pm:.2f} | {pw:.2f} | {pw - pm:+.2f} dB |")

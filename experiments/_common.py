@@ -1,0 +1,25 @@
+"""Helpers shared by the experiment scripts (run them from the repository root)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import deq_explorer.api as dx
+from deq_explorer.images import load_image, to_gray
+from deq_explorer.metrics import psnr, ssim
+
+SOLVE = {"solver": "pnp-pgm", "accel": "anderson:m=5", "max_iter": 100, "tol": 1e-4}
+
+
+def test_image(name: str, side: int) -> np.ndarray:
+    """Centre ``side``² crop of a held-out sample, gray, ``(1, side, side)``."""
+    image = to_gray(load_image(f"sample:{name}"))
+    h, w = image.shape[-2:]
+    top, left = (h - side) // 2, (w - side) // 2
+    return np.ascontiguousarray(image[:, top : top + side, left : left + side])
+
+
+def score(problem: dx.Problem, prior: str) -> tuple[float, float, np.ndarray]:
+    """PSNR, SSIM and the image of a PnP-PGM reconstruction with ``prior``."""
+    x = dx.reconstruct(problem, prior=prior, **SOLVE).x
+    return psnr(x, problem.x_true), ssim(x, problem.x_true), x[0, 0].cpu().numpy()
