@@ -29,6 +29,7 @@ from deq_explorer.registry import SpecError, accelerators, operators, parse_spec
 __all__ = [
     "Problem",
     "ProblemError",
+    "backbone",
     "build_prior",
     "from_measurement",
     "reconstruct",
@@ -276,6 +277,30 @@ def build_prior(spec: str | Prior, device: str | torch.device | None = None) -> 
         return load_prior(spec).to(device)
     prior = priors.build(spec, device=device)
     return prior.to(device)
+
+
+def backbone(problem: Problem, spec: str | Path) -> Tensor:
+    """The output ``w = N(y)`` of a trained backbone (MCNet's starting image), ``(1, C, H, W)``.
+
+    ``spec`` is a shipped backbone's name (e.g. ``"srcnn-x2"``) or a checkpoint
+    path. The backbone must map this problem's measurement to its image shape.
+    """
+    from deq_explorer.priors.checkpoint import load_backbone
+
+    net, meta = load_backbone(spec)
+    y = problem.y
+    if torch.is_complex(y):
+        raise ProblemError(f"backbone {str(spec)!r} needs a real measurement, not k-space")
+    net = net.to(device=y.device, dtype=y.dtype)
+    with torch.inference_mode():
+        w = net(y)
+    want = tuple(problem.x_init().shape)
+    if tuple(w.shape) != want:
+        raise ProblemError(
+            f"backbone {str(spec)!r} (trained on {meta.get('operators', '?')}) maps the "
+            f"measurement {tuple(y.shape)} to {tuple(w.shape)}, not to the image shape {want}"
+        )
+    return w.clone()
 
 
 def _check_run_options(max_iter: int, tol: float) -> None:

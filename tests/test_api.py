@@ -335,3 +335,21 @@ def test_mcnet_backbone_output_may_overshoot(crop48):
     from deq_explorer.metrics import consistency
 
     assert consistency(problem.op, solution.x, problem.y) < 1e-3
+
+
+def test_backbone_output_feeds_mcnet(crop48, tmp_path):
+    from deq_explorer.priors.nets import SRCNN
+
+    torch.manual_seed(0)
+    net = SRCNN(width=8, scale=2)
+    path = save_checkpoint(tmp_path / "sr2.safetensors", net, {"mode": "backbone"})
+    problem = api.simulate(crop48, "sr-bicubic:scale=2", noise=0.0)
+    w = api.backbone(problem, path)
+    with torch.no_grad():
+        assert w.shape == (1, 1, 48, 48) and torch.allclose(w, net(problem.y), atol=1e-6)
+    solution = api.reconstruct(problem, prior="tv", solver="mcnet-admm:eps=0", w=w, max_iter=5)
+    assert metrics.consistency(problem.op, solution.x, problem.y) < 1e-4
+    with pytest.raises(api.ProblemError, match="not to the image shape"):
+        api.backbone(api.simulate(crop48, "sr-bicubic:scale=3", noise=0.0), path)
+    with pytest.raises(ValueError, match="no backbone"):
+        api.backbone(problem, tmp_path / "missing.safetensors")

@@ -1,4 +1,4 @@
-"""File ▸ Open Sample ▸ DEQ Explorer: offline images and a ready-made problem.
+"""File ▸ Open Sample ▸ DEQ Explorer: offline images and the experiments' problems.
 
 Every layer carries its provenance in ``metadata["deq_explorer"]``. Images
 come from :func:`deq_explorer.images.load_image` (files shipped with
@@ -9,12 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from deq_explorer import api
 from deq_explorer._napari._convert import to_layer_data
 from deq_explorer._napari._problems import KEY, display, measurement_recipe, sampling_mask
-from deq_explorer.images import load_image, sample_info
+from deq_explorer.images import load_image, sample_info, to_gray
 
-__all__ = ["astronaut", "brain", "camera", "mri_problem", "phantom"]
+__all__ = [
+    "astronaut",
+    "brain",
+    "camera",
+    "completion_problem",
+    "mcnet_sr2_problem",
+    "mri_mismatch_problem",
+    "mri_problem",
+    "phantom",
+    "sr_x3_problem",
+]
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -53,14 +65,86 @@ def phantom() -> list[LayerData]:
 
 
 def mri_problem(rate: float = 0.1, noise: float = 0.005, seed: int = 0) -> list[LayerData]:
-    """Brain MRI at ``rate`` radial sampling: ground truth, k-space, mask and zero-filled init."""
-    operator = f"mri:rate={rate}"
-    truth = _image("brain")
-    problem = api.simulate(
-        load_image("sample:brain"), operator, noise=noise, seed=seed, device="auto"
+    """Brain MRI at ``rate`` radial sampling: ground truth, k-space, mask and zero-filled init.
+
+    The setting of experiment 1 (CS-MRI, first seed paper); try the priors ``dncnn-awgn`` and
+    ``deq-mri-radial10`` with PnP-PGM.
+    """
+    return _problem(_image("brain"), "sample:brain", f"mri:rate={rate}", noise, seed)[0]
+
+
+def mri_mismatch_problem() -> list[LayerData]:
+    """Experiment 1, Fig. 3: 10 % radial data reconstructed with the 20 % operator model."""
+    return _problem(
+        _image("brain"), "sample:brain", "mri:rate=0.1", 0.005, 0, solve_operator="mri:rate=0.2"
+    )[0]
+
+
+def sr_x3_problem() -> list[LayerData]:
+    """Experiment 2: ×3 SR with a Gaussian kernel σ 1.5, noise 0.01 (``deq-sr`` is mismatched)."""
+    truth = _experiment_image("camera", 240)
+    return _problem(truth, "layer:camera 240²", "sr:scale=3,sigma=1.5", 0.01, 0)[0]
+
+
+def completion_problem() -> list[LayerData]:
+    """Experiment 3: 90 % of the pixels dropped, no noise (``mtdeq`` or ``dncnn-awgn``, ADMM)."""
+    truth = _experiment_image("camera", 144)
+    return _problem(truth, "layer:camera 144²", "inpaint:p=0.9", 0.0, 0)[0]
+
+
+def mcnet_sr2_problem() -> list[LayerData]:
+    """Experiment 4: ×2 bicubic SR of the astronaut's luma with the ``srcnn-x2`` backbone output.
+
+    Reconstruct with prior ``mcnet-sr2``, solver ``mcnet-admm`` and the backbone layer as ``w``.
+    """
+    truth = _experiment_image("astronaut", 144)
+    layers, problem = _problem(truth, "layer:astronaut 144²", "sr-bicubic:scale=2", 0.0, 0)
+    w, _ = to_layer_data(api.backbone(problem, "srcnn-x2")[0].cpu().numpy())
+    meta = {KEY: {"role": "backbone", "backbone": "srcnn-x2", "operator": "sr-bicubic:scale=2"}}
+    layers.append(
+        (w, {"name": "w · srcnn-x2", "contrast_limits": (0.0, 1.0), "metadata": meta}, "image")
     )
-    recipe = measurement_recipe("sample:brain", operator, noise, seed, None, "auto")
-    recipe["provenance"] = f"{operator} with noise σ = {noise} applied to sample:brain, seed {seed}"
+    return layers
+
+
+def _experiment_image(name: str, side: int) -> LayerData:
+    """Centre ``side``² crop of a sample's luma, as the experiment scripts use it."""
+    image = to_gray(load_image(f"sample:{name}"))
+    h, w = image.shape[-2:]
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = np.ascontiguousarray(image[0, top : top + side, left : left + side])
+    meta = {
+        KEY: {
+            "role": "ground truth",
+            "source": f"sample:{name}",
+            "provenance": f"centre {side}² crop of the luma of sample:{name} "
+            f"({sample_info(name)['source']})",
+        }
+    }
+    return (
+        crop,
+        {"name": f"{name} {side}²", "metadata": meta, "contrast_limits": (0.0, 1.0)},
+        "image",
+    )
+
+
+def _problem(
+    truth: LayerData,
+    source: str,
+    operator: str,
+    noise: float,
+    seed: int,
+    solve_operator: str | None = None,
+) -> tuple[list[LayerData], api.Problem]:
+    """Truth, measurement (with its recipe), mask if any, ``init(y)``; and the problem."""
+    image = load_image(source) if source.startswith("sample:") else truth[0][None]
+    problem = api.simulate(
+        image, operator, noise=noise, seed=seed, solve_operator=solve_operator, device="auto"
+    )
+    recipe = measurement_recipe(source, operator, noise, seed, solve_operator, "auto")
+    recipe["provenance"] = f"{operator} with noise σ = {noise} applied to {source}, seed {seed}"
+    if solve_operator:
+        recipe["provenance"] += f"; reconstructed with the model {solve_operator}"
     mask = sampling_mask(problem.op)
     x0, _ = to_layer_data(problem.x_init().detach()[0].cpu().numpy())
     layers = [
@@ -71,7 +155,7 @@ def mri_problem(rate: float = 0.1, noise: float = 0.005, seed: int = 0) -> list[
             {
                 "name": "init(y)",
                 "contrast_limits": (0.0, 1.0),
-                "metadata": {KEY: {"role": "init", "operator": operator}},
+                "metadata": {KEY: {"role": "init", "operator": solve_operator or operator}},
             },
             "image",
         ),
@@ -79,4 +163,4 @@ def mri_problem(rate: float = 0.1, noise: float = 0.005, seed: int = 0) -> list[
     if mask is not None:
         meta = {KEY: {"role": "mask", "operator": operator}}
         layers.insert(2, (mask, {"name": "mask", "metadata": meta}, "image"))
-    return layers
+    return layers, problem

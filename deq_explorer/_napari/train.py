@@ -52,7 +52,12 @@ class TrainPanel(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = getattr(viewer, "__wrapped__", viewer)
-        self.mode = ComboBox(label="mode", choices=list(training.MODES), value="deq")
+        self.mode = ComboBox(
+            label="mode",
+            # backbones (MCNet's y ↦ x networks) are trained from the CLI; the panel trains priors
+            choices=[m for m in training.MODES if m != "backbone"],
+            value="deq",
+        )
         self.base = ComboBox(label="base prior", choices=_checkpoint_priors)
         self.operators = LineEdit(
             label="operators", value="mri:rate=0.1", tooltip="operator specs separated by ';'"

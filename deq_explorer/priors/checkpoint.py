@@ -40,9 +40,12 @@ from deq_explorer.priors.nets import ARCHITECTURES, architecture_of, build_net
 from deq_explorer.registry import priors as prior_registry
 
 __all__ = [
+    "BACKBONE_DIR",
     "SHIPPED_DIR",
     "CheckpointError",
     "CheckpointPrior",
+    "backbone_names",
+    "load_backbone",
     "load_checkpoint",
     "load_prior",
     "register_checkpoint",
@@ -51,6 +54,8 @@ __all__ = [
 ]
 
 SHIPPED_DIR = Path(__file__).parent / "shipped"
+#: trained reconstruction networks (MCNet backbones), loaded by name with :func:`load_backbone`
+BACKBONE_DIR = SHIPPED_DIR / "backbones"
 _META_KEY = "deq_explorer"
 _DIGEST_KEY = "sha256"
 
@@ -294,6 +299,35 @@ def load_prior(path: str | Path, name: str | None = None) -> CheckpointPrior:
         raise CheckpointError(f"checkpoint {str(path)!r}: 'sigma' must be a number; got {sigma!r}")
     name = name or metadata.get("name") or path.stem
     return CheckpointPrior(module, float(sigma), str(name), metadata, path)
+
+
+def backbone_names() -> list[str]:
+    """Names of the shipped backbones (files in :data:`BACKBONE_DIR`)."""
+    return sorted(p.stem for p in BACKBONE_DIR.glob("*.safetensors"))
+
+
+def load_backbone(spec: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """A reconstruction network ``y ↦ x`` (e.g. an SRCNN) and its metadata.
+
+    ``spec`` is a checkpoint path or the name of a shipped backbone
+    (:func:`backbone_names`). Raises :class:`CheckpointError` when the file
+    holds a denoiser or nothing loadable.
+    """
+    path = Path(spec)
+    if not path.is_file() and str(spec) in backbone_names():
+        path = BACKBONE_DIR / f"{spec}.safetensors"
+    if not path.is_file():
+        raise CheckpointError(
+            f"no backbone {str(spec)!r}: give a checkpoint path or one of "
+            f"{', '.join(backbone_names()) or '(none shipped)'}"
+        )
+    module, metadata = load_checkpoint(path)
+    if getattr(type(module), "role", "denoiser") != "backbone":
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a {metadata['architecture']!r} denoiser, not a "
+            "backbone: use it as a prior instead"
+        )
+    return module, metadata
 
 
 def register_checkpoint(path: str | Path, name: str | None = None, *, replace: bool = False) -> str:

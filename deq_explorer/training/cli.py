@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     result: dict[str, Any] = {"status": done.status, "checkpoint": done.path, "steps": done.step,
                               **done.metrics}  # fmt: skip
-    if not args.no_register:
+    if not args.no_register and config.mode != "backbone":
         from deq_explorer.priors.checkpoint import CheckpointError, register_checkpoint
 
         try:

@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["MODES", "ConfigError", "MCNetConfig", "MultiTaskConfig", "TrainConfig"]
 
-MODES = ("awgn", "deq", "mismatched", "multitask", "mcnet")
+MODES = ("awgn", "deq", "mismatched", "multitask", "mcnet", "backbone")
 BACKWARDS = ("implicit", "jfb")
 #: σ ∈ {1, 2, 3, 5, 7, 8, 10, 12, 15}/255 of the first seed paper's AWGN DnCNNs
 PAPER_AWGN_LEVELS = tuple(s / 255 for s in (1, 2, 3, 5, 7, 8, 10, 12, 15))
@@ -88,10 +88,12 @@ class TrainConfig:
     operator), which is what makes the ``mismatched`` mode.
     """
 
-    mode: str = _f("deq", "awgn | deq | mismatched | multitask | mcnet")
+    mode: str = _f("deq", "awgn | deq | mismatched | multitask | mcnet | backbone")
     prior: str = _f("", "base checkpoint (path or registered prior name) to start from")
     arch: str = _f(
-        "", "network when no base prior is given (default dncnn; multitask unet; mcnet sn-dncnn)"
+        "",
+        "network when no base prior is given "
+        "(default dncnn; multitask unet; mcnet sn-dncnn; backbone srcnn)",
     )
     net: dict = field(
         default_factory=dict,
@@ -166,7 +168,7 @@ class TrainConfig:
             raise ConfigError("give noise levels (noise) or a noise_range")
         if list(self.milestones) != sorted(self.milestones):
             raise ConfigError(f"milestones must increase; got {self.milestones}")
-        if self.mode in ("deq", "mismatched", "mcnet") and not self.operators:
+        if self.mode in ("deq", "mismatched", "mcnet", "backbone") and not self.operators:
             raise ConfigError(f"mode {self.mode!r} needs at least one training operator")
         if self.mode == "mismatched" and (
             not self.eval_operator or self.eval_operator in self.operators

@@ -54,7 +54,7 @@ __all__ = ["default_arch", "init_module", "lr_at", "state_path", "train"]
 
 #: network used when no base prior is given
 DEFAULT_ARCH = {"awgn": "dncnn", "deq": "dncnn", "mismatched": "dncnn", "multitask": "unet",
-                "mcnet": "sn-dncnn"}  # fmt: skip
+                "mcnet": "sn-dncnn", "backbone": "srcnn"}  # fmt: skip
 
 
 def default_arch(config: TrainConfig) -> str:
@@ -107,7 +107,13 @@ def init_module(config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
         raise ConfigError(
             f"the base network works on {channels} channel(s) but channels={config.channels}"
         )
-    if getattr(type(module), "role", "denoiser") != "denoiser":
+    role = getattr(type(module), "role", "denoiser")
+    if config.mode == "backbone" and role != "backbone":
+        raise ConfigError(
+            f"mode 'backbone' trains a reconstruction network (e.g. arch 'srcnn'); "
+            f"{type(module).__name__} is a {role}"
+        )
+    if config.mode != "backbone" and role != "denoiser":
         raise ConfigError(
             f"{type(module).__name__} is not a denoiser and cannot be trained as a prior"
         )

@@ -5,7 +5,8 @@
   solver map (``deq``; ``mismatched`` trains with A′ and validates with A);
 - :class:`MultiTask` — Algorithm 1 of the multi-task DEQ paper (FB, drawn
   degradations, MSE losses averaged over the draws);
-- :class:`MCNetTask` — contractive layer and β behind a fixed backbone.
+- :class:`MCNetTask` — contractive layer and β behind a fixed backbone;
+- :class:`BackboneTask` — a reconstruction network ``y ↦ x`` (e.g. SRCNN), MSE.
 
 Every random choice comes from the generator the loop passes in, so a step is
 reproducible from ``(seed, step, rank)``.
@@ -29,10 +30,19 @@ from deq_explorer.operators.base import LinearOperator
 from deq_explorer.operators.noise import add_noise
 from deq_explorer.priors.base import DenoiserPrior, Prior
 from deq_explorer.registry import accelerators, operators, solvers
-from deq_explorer.training.config import TrainConfig
+from deq_explorer.training.config import ConfigError, TrainConfig
 from deq_explorer.training.data import generator
 
-__all__ = ["AWGNTask", "DEQTask", "MCNetTask", "MultiTask", "StepLoss", "Task", "build_task"]
+__all__ = [
+    "AWGNTask",
+    "BackboneTask",
+    "DEQTask",
+    "MCNetTask",
+    "MultiTask",
+    "StepLoss",
+    "Task",
+    "build_task",
+]
 
 Stop = Callable[[], bool] | None
 
@@ -378,6 +388,48 @@ class MCNetTask(DEQTask):
         }
 
 
+class BackboneTask(Task):
+    """A direct reconstruction network (MCNet's backbone): ``‖N(Ax + σn) − x‖²`` (MSE)."""
+
+    def __init__(self, config: TrainConfig, module: nn.Module, device: torch.device) -> None:
+        super().__init__(config, module, device)
+        self.module.train()
+
+    def reconstruct(self, spec: str, x: Tensor, sigma: float, g: torch.Generator) -> Tensor:
+        op = self.op(spec, tuple(x.shape[1:]))
+        out = self.module(add_noise(op.A(x), sigma, g))
+        if out.shape != x.shape:
+            raise ConfigError(
+                f"the network maps the measurements of {spec!r} to {tuple(out.shape[1:])}, not to "
+                f"the image shape {tuple(x.shape[1:])}: match its scale to the operator's"
+            )
+        return out
+
+    def loss(self, x: Tensor, g: torch.Generator, stop: Stop = None) -> StepLoss:
+        c = self.config
+        spec = c.operators[int(torch.randint(0, len(c.operators), (1,), generator=g))]
+        out = self.reconstruct(spec, x, float(self.draw_sigma(g, 1)), g)
+        return StepLoss(F.mse_loss(out, x), [])
+
+    def validate(self, x: Tensor) -> tuple[float, float]:
+        self.module.eval()
+        try:
+            with torch.no_grad():
+                g = generator(self.config.seed, -5)
+                out = self.reconstruct(self.config.eval_spec, x, self.val_sigma, g)
+        finally:
+            self.module.train()
+        return _scores(out, x)
+
+    def metadata(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "operators": list(c.operators),
+            "eval_operator": c.eval_spec,
+            "noise_levels": list(c.noise_range or c.noise),
+        }
+
+
 def build_task(
     config: TrainConfig, module: nn.Module, device: torch.device, backbone: nn.Module | None = None
 ) -> Task:
@@ -388,4 +440,6 @@ def build_task(
         return DEQTask(config, module, device)
     if config.mode == "multitask":
         return MultiTask(config, module, device)
+    if config.mode == "backbone":
+        return BackboneTask(config, module, device)
     return MCNetTask(config, module, device, backbone)

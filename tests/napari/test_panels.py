@@ -77,7 +77,17 @@ def test_manifest_validates_with_imports():
     names = {w.display_name for w in manifest.contributions.widgets}
     assert names == set(WIDGETS)
     keys = {s.key for s in manifest.contributions.sample_data}
-    assert {"brain", "camera", "astronaut", "phantom", "mri_problem"} <= keys
+    assert {
+        "brain",
+        "camera",
+        "astronaut",
+        "phantom",
+        "mri_problem",
+        "mri_mismatch_problem",
+        "sr_x3_problem",
+        "completion_problem",
+        "mcnet_sr2_problem",
+    } <= keys
 
 
 @pytest.mark.parametrize("name", list(WIDGETS))
@@ -100,6 +110,28 @@ def test_samples_carry_provenance(viewer):
     assert 0.05 < mask.mean() < 0.15  # 10 % of k-space sampled
     problem = _problems.problem_of(y, viewer.layers)  # rebuilt from the recipe
     assert problem.x_true is not None and tuple(problem.op.x_shape) == (1, 256, 256)
+
+
+@pytest.mark.parametrize(
+    ("key", "operator", "side", "roles"),
+    [
+        ("mri_mismatch_problem", "mri:rate=0.2", 256, ["mask", "init"]),
+        ("sr_x3_problem", "sr:scale=3,sigma=1.5", 240, ["init"]),
+        ("completion_problem", "inpaint:p=0.9", 144, ["mask", "init"]),
+        ("mcnet_sr2_problem", "sr-bicubic:scale=2", 144, ["init", "backbone"]),
+    ],
+)
+def test_experiment_samples_are_problems(viewer, key, operator, side, roles):
+    layers = viewer.open_sample(PLUGIN, key)
+    assert [layer.metadata[_problems.KEY]["role"] for layer in layers] == [
+        "ground truth", "measurement", *roles
+    ]  # fmt: skip
+    viewer.layers.remove(layers[1])  # forget the live problem: rebuild it from the recipe
+    viewer.add_layer(layers[1])
+    problem = _problems.problem_of(layers[1], viewer.layers)
+    assert problem.solve_operator == operator
+    assert tuple(problem.op.x_shape) == (1, side, side) and problem.x_true is not None
+    np.testing.assert_allclose(problem.x_true[0, 0].cpu().numpy(), layers[0].data, atol=1e-6)
 
 
 def test_simulate_then_reconstruct_to_the_end(viewer, qtbot):

@@ -288,3 +288,27 @@ def test_package_shipped_priors_are_registered():
     shipped = sorted(p.stem for p in ckpt.SHIPPED_DIR.glob("*.safetensors"))
     assert len(neural.SHIPPED) == len(shipped)
     assert all(name in priors.names() for name in neural.SHIPPED)
+
+
+def test_load_backbone(tmp_path, monkeypatch):
+    net = SRCNN(width=8, scale=2)
+    path = save_checkpoint(tmp_path / "sr.safetensors", net, META)
+    module, meta = ckpt.load_backbone(path)
+    assert isinstance(module, SRCNN) and meta["architecture"] == "srcnn"
+    monkeypatch.setattr(ckpt, "BACKBONE_DIR", tmp_path)
+    assert ckpt.backbone_names() == ["sr"]
+    by_name, _ = ckpt.load_backbone("sr")
+    y = torch.rand(1, 1, 6, 6)
+    with torch.no_grad():
+        assert torch.equal(by_name(y), net(y))
+    with pytest.raises(CheckpointError, match=r"no backbone .nope.*sr"):
+        ckpt.load_backbone("nope")
+    dn = save_checkpoint(tmp_path / "dn.safetensors", small_net("dncnn"), META)
+    with pytest.raises(CheckpointError, match="denoiser, not a backbone"):
+        ckpt.load_backbone(dn)
+
+
+def test_shipped_backbones_load():
+    for name in ckpt.backbone_names():
+        _module, meta = ckpt.load_backbone(name)
+        assert meta["mode"] == "backbone" and meta["steps"] > 0

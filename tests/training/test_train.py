@@ -43,6 +43,9 @@ MODES = {
         ),
     ),
     "mcnet": dict(mode="mcnet", operators=("sr-bicubic:scale=2",), noise=(0.0,)),
+    "backbone": dict(
+        mode="backbone", operators=("sr-bicubic:scale=2",), noise=(0.0,), net={"width": 8}
+    ),
 }
 
 
@@ -77,7 +80,7 @@ def test_mode_lowers_the_loss_on_a_fixed_batch(image_dir: Path, tmp_path: Path, 
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert [e.step for e in steps] == list(range(1, 7))
     assert all(math.isfinite(e.loss) and e.lr == 2e-3 and e.seconds >= 0 for e in steps)
-    if config.mode != "awgn":
+    if config.mode not in ("awgn", "backbone"):
         assert all(e.fwd_iters > 0 for e in steps)
     if config.mode in ("deq", "mismatched", "mcnet") and config.backward == "implicit":
         assert all(e.bwd_iters > 0 for e in steps)
@@ -184,3 +187,16 @@ def test_deq_from_base_checkpoint(image_dir: Path, tmp_path: Path) -> None:
     assert isinstance(events[-1], DoneEvent)
     _, meta = load_checkpoint(config.out)
     assert meta["sigma"] == pytest.approx(0.05)  # the AWGN base's noise level carried over
+
+
+def test_backbone_mode_checks_network_and_scale(image_dir: Path, tmp_path: Path) -> None:
+    x3 = {"width": 8, "scale": 3}
+    wrong_scale = tiny(image_dir, tmp_path, **{**MODES["backbone"], "net": x3})
+    failed = list(train(wrong_scale))[-1]
+    assert isinstance(failed, FailedEvent) and "scale" in failed.message
+    denoiser = tiny(image_dir, tmp_path, **{**MODES["backbone"], "arch": "dncnn", "net": TINY})
+    failed = list(train(denoiser))[-1]
+    assert isinstance(failed, FailedEvent) and "srcnn" in failed.message
+    srcnn_as_prior = tiny(image_dir, tmp_path, mode="awgn", arch="srcnn", net={"width": 8})
+    failed = list(train(srcnn_as_prior))[-1]
+    assert isinstance(failed, FailedEvent) and "not a denoiser" in failed.message
