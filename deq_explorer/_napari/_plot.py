@@ -30,7 +30,11 @@ class CurvePlot(QWidget):
     ``set_series(name, history)`` draws ``history[axis.key]`` (a list with
     ``None`` where a value is unknown) against ``history["k"]``; ``mark(k)``
     draws a vertical marker (the iteration shown by napari's slider).
-    Redraws go through ``draw_idle`` so many updates cost one paint.
+
+    Streaming is cheap: the axes (ticks, labels: most of a matplotlib draw)
+    are drawn only when a limit must grow — limits expand with headroom
+    (whole decades on log axes, ``set_xmax`` fixes the iteration range) —
+    and every other update blits the lines onto the saved background.
     """
 
     def __init__(
@@ -62,7 +66,12 @@ class CurvePlot(QWidget):
             ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
         self.axes[-1].set_xlabel(xlabel, fontsize=8)
         self.lines: dict[str, list] = {}
-        self.markers = [ax.axvline(np.nan, lw=1, ls="--") for ax in self.axes]
+        self.markers = [ax.axvline(np.nan, lw=1, ls="--", animated=True) for ax in self.axes]
+        self._background = None  # the figure without lines and markers, after the last full draw
+        self._xmax: float | None = None
+        self.full_draws = 0  # how many times the axes were drawn (for tests and benchmarks)
+        self.canvas.mpl_connect("draw_event", self._on_draw)
+        self._reset_limits()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.canvas)
@@ -82,33 +91,44 @@ class CurvePlot(QWidget):
                 spine.set_color(fg)
         for m in self.markers:
             m.set_color(t.highlight.as_hex())
-        self.canvas.draw_idle()
+        self._redraw()
 
     def clear(self) -> None:
-        """Remove every series and the marker."""
+        """Remove every series and the marker; limits start afresh."""
         for lines in self.lines.values():
             for line in lines:
                 line.remove()
         self.lines = {}
-        self.mark(None)
+        for m in self.markers:
+            m.set_xdata([np.nan, np.nan])
         self._legend()
+        self._reset_limits()
+        self._redraw()
+
+    def set_xmax(self, xmax: float | None) -> None:
+        """Fix the x range to ``[0, xmax]`` (e.g. the iteration cap); ``None`` grows with data."""
+        self._xmax = None if xmax is None else float(xmax)
 
     def set_series(self, name: str, history: dict[str, list], xkey: str = "k") -> None:
         """Show (or replace) series ``name`` from a history of lists."""
-        if name not in self.lines:
+        new = name not in self.lines
+        if new:
             color = f"C{len(self.lines) % 10}"
             self.lines[name] = [
-                ax.plot([], [], lw=1.4, color=color, label=name)[0] for ax in self.axes
+                ax.plot([], [], lw=1.4, color=color, label=name, animated=True)[0]
+                for ax in self.axes
             ]
             self._legend()
         xs = np.asarray(history.get(xkey, []), dtype=float)
-        for ax, spec, line in zip(self.axes, self.axes_spec, self.lines[name], strict=True):
+        for spec, line in zip(self.axes_spec, self.lines[name], strict=True):
             ys = np.array([np.nan if v is None else v for v in history.get(spec.key, [])], float)
             n = min(len(xs), len(ys))
             line.set_data(xs[:n], ys[:n])
-            ax.relim()
-            ax.autoscale_view()
-        self.canvas.draw_idle()
+        grown = self._grow_limits()
+        if new or grown:
+            self._redraw()
+        else:
+            self._blit()
 
     def data(self, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The plotted ``(x, y)`` arrays of series ``name`` by axis key."""
@@ -121,12 +141,81 @@ class CurvePlot(QWidget):
         """Draw the vertical marker at ``x`` (``None`` hides it)."""
         for m in self.markers:
             m.set_xdata([np.nan if x is None else x] * 2)
-        self.canvas.draw_idle()
+        self._blit()
 
     @property
     def marked(self) -> float | None:
         x = float(np.asarray(self.markers[0].get_xdata())[0])
         return None if np.isnan(x) else x
+
+    # -- drawing ---------------------------------------------------------------------
+    def _reset_limits(self) -> None:
+        self.axes[0].set_xlim(0, self._xmax or 10)
+        for ax in self.axes:
+            ax.set_ylim(*((1e-3, 1.0) if ax.get_yscale() == "log" else (0.0, 1.0)))
+
+    def _grow_limits(self) -> bool:
+        """Expand any axis whose data left its view; returns whether one changed."""
+        changed = False
+        xs = [line.get_xdata() for lines in self.lines.values() for line in lines[:1]]
+        x_hi = max((float(np.nanmax(x)) for x in xs if len(x)), default=0.0)
+        lo, hi = self.axes[0].get_xlim()
+        if self._xmax is not None and x_hi <= self._xmax:
+            want = (0.0, self._xmax)
+        elif x_hi > hi or lo != 0:
+            want = (0.0, max(10.0, 2.0 * x_hi))
+        else:
+            want = (lo, hi)
+        if want != (lo, hi):
+            self.axes[0].set_xlim(*want)  # shared by every axis
+            changed = True
+        for i, ax in enumerate(self.axes):
+            ys = [np.asarray(lines[i].get_ydata(), float) for lines in self.lines.values()]
+            ys = [y[np.isfinite(y) & ((y > 0) if ax.get_yscale() == "log" else True)] for y in ys]
+            ys = [y for y in ys if y.size]
+            if not ys:
+                continue
+            d_lo = min(float(y.min()) for y in ys)
+            d_hi = max(float(y.max()) for y in ys)
+            lo, hi = ax.get_ylim()
+            if lo <= d_lo and d_hi <= hi:
+                continue
+            if ax.get_yscale() == "log":
+                new_lo = min(lo, 10.0 ** np.floor(np.log10(d_lo)))
+                new_hi = max(hi, 10.0 ** np.ceil(np.log10(d_hi)))
+                if new_hi <= new_lo:
+                    new_hi = new_lo * 10
+            else:
+                span = max(d_hi - d_lo, 1e-9 + 1e-6 * abs(d_hi))
+                new_lo = min(lo, d_lo - 0.25 * span) if d_lo < lo else lo
+                new_hi = max(hi, d_hi + 0.25 * span) if d_hi > hi else hi
+            ax.set_ylim(new_lo, new_hi)
+            changed = True
+        return changed
+
+    def _animated(self) -> list:
+        return [a for lines in self.lines.values() for a in lines] + self.markers
+
+    def _on_draw(self, event: object) -> None:
+        """After a full draw: save the background, then paint lines and markers on it."""
+        self.full_draws += 1
+        self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+        for artist in self._animated():
+            self.figure.draw_artist(artist)
+
+    def _redraw(self) -> None:
+        self._background = None
+        self.canvas.draw_idle()
+
+    def _blit(self) -> None:
+        """Repaint only the lines and markers over the saved background."""
+        if self._background is None:
+            self.canvas.draw_idle()  # a full draw is pending or needed; it paints the lines
+            return
+        self.canvas.restore_region(self._background)
+        for artist in self._animated():
+            self.figure.draw_artist(artist)
+        self.canvas.blit(self.figure.bbox)
 
     def _legend(self) -> None:
         ax = self.axes[0]

@@ -182,6 +182,7 @@ class ComparePanel(QWidget):
             for spec in specs
         ]
         self.frames, self.layers = {}, {}
+        self.plot.set_xmax(self.configs[0].max_iter)
         self.plot.clear()
         self.table.setRowCount(0)
         self.progress.setRange(0, len(self.configs) * self.configs[0].max_iter)

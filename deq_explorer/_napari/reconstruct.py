@@ -209,6 +209,7 @@ class ReconstructPanel(QWidget):
         self._stack, self._stack_ks = None, []
         self._error_scaled = False
         self._run_meta = {"measurement": layer.name, "started": time.time()}
+        self.plot.set_xmax(self.config.max_iter)
         self.plot.clear()
         self.progress.setRange(0, self.config.max_iter)
         self.progress.setValue(0)
@@ -289,7 +290,9 @@ class ReconstructPanel(QWidget):
         self.result = self._layer(RESULT, data, rgb, 0, **limits)
         change = f.change.max(axis=0)  # largest channel change, one map for colour too
         layer = self._layer(CHANGE, change, False, 1, colormap="magma")
-        layer.contrast_limits = (0.0, max(float(change.max()), 1e-12))
+        top = max(float(change.max()), 1e-12)
+        if not top <= layer.contrast_limits[1] <= 4 * top:  # rescale (a repaint) on a 4× drift
+            layer.contrast_limits = (0.0, top)
         if f.error is not None:
             error = f.error.max(axis=0)
             layer = self._layer(ERROR, error, False, 2, colormap="inferno")

@@ -162,6 +162,7 @@ class TrainPanel(QWidget):
             return False
         self.history = {"step": [], "loss": [], "val_step": [], "val_psnr": []}
         self.checkpoint, self.registered, self._failed = None, None, None
+        self.plot.set_xmax(config.steps if not config.epochs else None)
         self.plot.clear()
         self.progress.setRange(0, config.steps)
         self.progress.setValue(0)
