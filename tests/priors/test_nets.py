@@ -240,3 +240,25 @@ class _Wrap(nn.Module):
 
     def forward(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         return self.body(x)
+
+
+def test_sn_inference_cache_follows_the_weights():
+    torch.manual_seed(0)
+    net = SNDnCNN(depth=3, width=8).eval()
+    x = torch.rand(1, 1, 16, 16)
+
+    def fresh() -> torch.Tensor:
+        with torch.enable_grad():
+            return net(x).detach()
+
+    with torch.no_grad():
+        first = net(x)
+        assert torch.equal(net(x), first) and torch.allclose(first, fresh(), atol=1e-6)
+        for conv in net.convs:
+            conv.weight.add_(0.1 * torch.randn_like(conv.weight))  # like an optimizer step
+    with torch.inference_mode():
+        second = net(x)
+    with torch.no_grad():
+        assert torch.allclose(second, fresh(), atol=1e-6) and not torch.allclose(second, first)
+        net.refresh(5)  # new probes: new scale
+        assert torch.allclose(net(x), fresh(), atol=1e-6)

@@ -75,6 +75,7 @@ class SNConv2d(nn.Module):
         # one complex vector per frequency of the real FFT, stored as (re, im) pairs
         u = torch.randn(probe, probe // 2 + 1, c_in, 2)
         self.register_buffer("u", u / u.norm(dim=(-2, -1), keepdim=True))
+        self._frozen: tuple[tuple, Tensor] | None = None  # inference cache of the scaled kernel
         self.refresh(30)
 
     def _symbol(self, weight: Tensor) -> Tensor:
@@ -104,7 +105,15 @@ class SNConv2d(nn.Module):
         """Convolve ``x`` of shape ``(B, c_in, H, W)`` with the normalised kernel."""
         if self.training:
             self.refresh(1)
-        return F.conv2d(x, self.normalized_weight(), padding=self.padding)
+        if self.training or torch.is_grad_enabled():
+            weight = self.normalized_weight()
+        else:  # inference: the scaled kernel only changes with the weights or the probes
+            w, u = self.weight, self.u
+            key = (w.data_ptr(), w._version, u.data_ptr(), u._version, w.dtype, w.device)
+            if self._frozen is None or self._frozen[0] != key:
+                self._frozen = (key, self.normalized_weight())
+            weight = self._frozen[1]
+        return F.conv2d(x, weight, padding=self.padding)
 
 
 class SNDnCNN(nn.Module):
