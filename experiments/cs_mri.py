@@ -111,7 +111,7 @@ def main() -> None:
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(out / "cs_mri.png", dpi=110)
+    fig.savefig(out / "cs_mri.png", dpi=110, bbox_inches="tight", pad_inches=0.15)
     print(f"wrote {out / 'cs_mri.md'} and {out / 'cs_mri.png'}")
 
 

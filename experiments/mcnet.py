@@ -8,7 +8,8 @@ Bicubic super-resolution ×2/×3/×4 without noise, on the luma (Y) of held-out 
 Methods: bicubic upsampling; PnP (the constrained problem with ``dncnn-awgn``, i.e. the
 ``mcnet-admm`` iteration with β → 0); the trained SRCNN backbone ``srcnn-x<s>`` alone; and
 backbone + the ``mcnet-sr2`` layer (its spectrally normalised DnCNN6 and learned β) with ε = 0
-and ε = ``EPS``. The layer was trained at ×2 only, so ×3 and ×4 test it out of its training
+and ε = ``EPS`` (and, as a control, the layer before training: ``sn-dncnn-awgn`` with β = 1).
+The layer was trained at ×2 only, so ×3 and ×4 test it out of its training
 scale (the paper trained one per scale). Reports the data fidelity ‖Ax̂ − b‖₂ and PSNR / SSIM.
 Writes ``mcnet.md`` and ``mcnet.png``.
 """
@@ -53,6 +54,9 @@ def methods(problem: dx.Problem, scale: int, beta: float) -> dict[str, dx.Soluti
             **SOLVE,
         ),
         "SRCNN": w,
+        "MCNet+SRCNN (ε = 0), layer untrained": dx.reconstruct(
+            problem, prior="sn-dncnn-awgn", solver="mcnet-admm:beta=1,rho=1,eps=0", w=w, **SOLVE
+        ),
         "MCNet+SRCNN (ε = 0)": dx.reconstruct(
             problem, prior="mcnet-sr2", solver=f"{mcnet},eps=0", w=w, **SOLVE
         ),
@@ -150,7 +154,7 @@ def figure(shown: dict, curves: dict, scale: int, path: Path) -> None:
     ax.set_ylabel("relative residual")
     ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.15)
     plt.close(fig)
 
 

@@ -138,7 +138,7 @@ def figure(shown: dict, tasks, path: Path) -> None:
             ax.set_title(f"{label} (σ {noise})\n{title}" if key == "truth" else title, fontsize=8)
             ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.15)
     plt.close(fig)
 
 
