@@ -18,7 +18,7 @@ from deq_explorer.operators.base import LinearOperator
 from deq_explorer.priors.base import Prior
 from deq_explorer.registry import solvers
 
-__all__ = ["mcnet_admm", "pnp_admm"]
+__all__ = ["mcnet_admm", "mcnet_layer", "pnp_admm"]
 
 
 def _stacked(
@@ -111,14 +111,30 @@ def mcnet_admm(
     positive("mcnet-admm", beta=beta, rho=rho)
     if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
         raise ValueError(f"mcnet-admm: option eps must be a number ≥ 0; got {eps!r}")
+    return mcnet_layer(op, prior, y, start(op, y, w, "mcnet-admm"), beta=beta, rho=rho, eps=eps)
+
+
+def mcnet_layer(
+    op: LinearOperator,
+    prior: Prior,
+    y: Tensor,
+    w: Tensor,
+    *,
+    beta: float | Tensor,
+    rho: float,
+    eps: float,
+) -> FixedPointMap:
+    """The MCNet map behind :func:`mcnet_admm`, unchecked; ``beta`` may be a tensor to learn.
+
+    ``w`` is the backbone output ``(B, C, H, W)``; the state is ``(x, λ)``, starting at ``(w, 0)``.
+    """
     C = op.x_shape[0]
-    w = start(op, y, w, "mcnet-admm")
-    pull = beta / (beta + rho) * w
+    pull, keep = beta / (beta + rho) * w, rho / (beta + rho)
 
     def T(z: Tensor) -> Tensor:
         x, lam = z[:, :C], z[:, C:]
         u = prior.denoise(x + lam)
-        x_next = op.project(pull + rho / (beta + rho) * (u - lam), y, eps)
+        x_next = op.project(pull + keep * (u - lam), y, eps)
         return torch.cat([x_next, lam + x_next - u], dim=1)
 
     return _stacked(w, C, op, y, T, "mcnet-admm")

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from deq_explorer import metrics
 from deq_explorer.deq import DEQ, DEQStats, Forward, Implicit, JacobianFree, mse_residual
+from deq_explorer.fixedpoint.admm import mcnet_layer
 from deq_explorer.fixedpoint.base import FixedPointMap, Status, StopRule
 from deq_explorer.operators.base import LinearOperator
 from deq_explorer.operators.noise import add_noise
@@ -321,29 +322,6 @@ class MultiTask(_FixedPointTask):
         }
 
 
-def mcnet_map(
-    op: LinearOperator, prior: Prior, y: Tensor, w: Tensor, *, beta: Tensor, rho: float, eps: float
-) -> FixedPointMap:
-    """The ``mcnet-admm`` map with a tensor β (so that β can be learned).
-
-    Same iteration as :func:`deq_explorer.fixedpoint.admm.mcnet_admm`, which
-    takes β as a number::
-
-        u = R(x + λ),  x' = Π_S[(β w + ρ(u − λ)) / (β + ρ)],  λ' = λ + x' − u
-    """
-    C = op.x_shape[0]
-    pull, keep = beta / (beta + rho) * w, rho / (beta + rho)
-
-    def T(z: Tensor) -> Tensor:
-        x, lam = z[:, :C], z[:, C:]
-        u = prior.denoise(x + lam)
-        x_next = op.project(pull + keep * (u - lam), y, eps)
-        return torch.cat([x_next, lam + x_next - u], dim=1)
-
-    z0 = torch.cat([w, torch.zeros_like(w)], dim=1)
-    return FixedPointMap(T=T, z0=z0, image=lambda z: z[:, :C], op=op, y=y, name="mcnet-admm")
-
-
 class MCNetTask(DEQTask):
     """MCNet: the contractive layer and ``β = exp(log β)`` trained behind a fixed backbone."""
 
@@ -369,7 +347,7 @@ class MCNetTask(DEQTask):
         with torch.no_grad():
             w = self.backbone(y) if self.backbone is not None else op.init(y)
         m = self.config.mcnet
-        return mcnet_map(op, self.prior, y, w, beta=self.log_beta.exp(), rho=m.rho, eps=m.eps)
+        return mcnet_layer(op, self.prior, y, w, beta=self.log_beta.exp(), rho=m.rho, eps=m.eps)
 
     def extra_state(self) -> dict[str, Tensor]:
         return {"log_beta": self.log_beta.detach().cpu()}

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from deq_explorer.fixedpoint.admm import mcnet_layer
 from deq_explorer.fixedpoint.base import StopRule
 from deq_explorer.priors.base import DenoiserPrior
 from deq_explorer.priors.checkpoint import load_checkpoint
@@ -18,7 +19,6 @@ from deq_explorer.registry import operators, priors, solvers
 from deq_explorer.training import ConfigError, TrainConfig
 from deq_explorer.training.cli import main
 from deq_explorer.training.data import ImageData, load_images
-from deq_explorer.training.tasks import mcnet_map
 
 
 def test_toml_recipe(tmp_path: Path) -> None:
@@ -108,14 +108,14 @@ def test_builtin_photos_load() -> None:
     assert all(x.shape[0] == 1 and 0 <= float(x.min()) and float(x.max()) <= 1 for _, x in images)
 
 
-def test_mcnet_map_matches_the_solver_registry() -> None:
+def test_mcnet_layer_with_tensor_beta_matches_the_solver_registry() -> None:
     op = operators.build("sr-bicubic:scale=2", shape=(1, 16, 16))
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 1, 16, 16, generator=g)
     y = op.A(x)
     prior = DenoiserPrior(lambda u, s: 0.9 * u, sigma=0.0)
     ref = solvers.build("mcnet-admm:beta=0.7,rho=1.3,eps=0.0", op=op, prior=prior, y=y)
-    ours = mcnet_map(op, prior, y, op.init(y), beta=torch.tensor(0.7), rho=1.3, eps=0.0)
+    ours = mcnet_layer(op, prior, y, op.init(y), beta=torch.tensor(0.7), rho=1.3, eps=0.0)
     z = torch.rand(ref.z0.shape, generator=g)
     torch.testing.assert_close(ours.T(z), ref.T(z))
     torch.testing.assert_close(ours.z0, ref.z0)
