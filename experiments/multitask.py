@@ -45,7 +45,7 @@ TASKS = (
 QUICK_TASKS = (1, 2, 5, 9)
 SIGMA_MAX, STAGES, ITERS = 0.2, 5, 12
 SIGMA_MIN = (0.005, 0.01, 0.02)
-GAMMAS = (0.5, 2.0, 8.0)
+GAMMAS = (2.0, 8.0, 32.0)
 
 
 def admm(problem: dx.Problem, prior: str, sigma_min: float, gamma: float) -> torch.Tensor:
@@ -126,7 +126,7 @@ def figure(shown: dict, tasks, path: Path) -> None:
     picked = [t for t in tasks if t[0].startswith(("completion 90", "deblur σ 2.0"))][:2]
     picked += [t for t in tasks if t[1].startswith("sr-bicubic:scale=3") and t[2] > 0][:1]
     picked = picked or list(tasks[:2])
-    fig, axes = plt.subplots(len(picked), 3, figsize=(7.5, 2.7 * len(picked)), squeeze=False)
+    fig, axes = plt.subplots(len(picked), 3, figsize=(7.5, 3.1 * len(picked)), squeeze=False)
     truth_name = {"truth": "ground truth", "dncnn-awgn": "AWGN prior", "mtdeq": "mtdeq"}
     for row, (label, _, noise, *_rest) in zip(axes, picked, strict=True):
         truth = shown[(label, noise, "truth")]
