@@ -130,7 +130,7 @@ def main() -> None:
 
 
 def figure(shown: dict, curves: dict, scale: int, path: Path) -> None:
-    """Reconstructions at ``scale`` of the first image, and the residual curves of every scale."""
+    """Reconstructions at ``scale`` of the first image and the residual curves of its solves."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,9 +149,11 @@ def figure(shown: dict, curves: dict, scale: int, path: Path) -> None:
         ax.axis("off")
     ax = axes[-1]
     for (s, name), r in curves.items():
-        ax.semilogy(range(1, len(r) + 1), r, label=f"×{s} {name}")
+        if s == scale:
+            ax.semilogy(range(1, len(r) + 1), r, label=name)
     ax.set_xlabel("iteration")
     ax.set_ylabel("relative residual")
+    ax.set_title(f"×{scale} solves, first image", fontsize=9)
     ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.15)

@@ -10,6 +10,7 @@ import torch
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_warning
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from deq_explorer._napari import _problems
@@ -114,6 +115,11 @@ class ReconstructPanel(QWidget):
         self.runner = Runner(self, self._on_frames, self._on_done, interval_ms=150)
         self.frames: list[Frame] = []
         self.last: Frame | None = None
+        self._maps_due: Frame | None = None  # the frame whose change/error maps are queued
+        self._maps_timer = QTimer(self)  # a child: it dies with the panel
+        self._maps_timer.setSingleShot(True)
+        self._maps_timer.setInterval(0)
+        self._maps_timer.timeout.connect(self._show_maps)
         self.config: SolveConfig | None = None
         self._stack: np.ndarray | None = None
         self._stack_ks: list[int] = []
@@ -285,9 +291,21 @@ class ReconstructPanel(QWidget):
         return layer
 
     def _show(self, f: Frame) -> None:
+        """Show ``f`` in the result layer now and in the change/error maps on the next turn.
+
+        Splitting the three layer updates over two event-loop turns halves the longest
+        stretch the GUI spends without handling input.
+        """
         data, rgb = to_layer_data(f.x)
         limits = {} if rgb else {"contrast_limits": (0.0, 1.0)}
         self.result = self._layer(RESULT, data, rgb, 0, **limits)
+        self._maps_due = f
+        self._maps_timer.start()
+
+    def _show_maps(self) -> None:
+        f, self._maps_due = self._maps_due, None
+        if f is None:
+            return
         change = f.change.max(axis=0)  # largest channel change, one map for colour too
         layer = self._layer(CHANGE, change, False, 1, colormap="magma")
         top = max(float(change.max()), 1e-12)
@@ -302,6 +320,7 @@ class ReconstructPanel(QWidget):
 
     def _on_done(self) -> None:
         self._set_running(False)
+        self._show_maps()
         f = self.last
         if f is None:
             self.status.setText(f"failed: {self._run_meta.get('error', 'no iterate')}")
