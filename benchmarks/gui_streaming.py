@@ -10,6 +10,7 @@ Run under a display: ``xvfb-run -a python benchmarks/gui_streaming.py``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import time
 
@@ -46,6 +47,67 @@ class StallMeter:
         return self.worst
 
 
+class Breakdown:
+    """Longest and total main-thread time of the usual suspects during the GUI runs.
+
+    Wraps the panel's batch handler, its change/error-map update and the curves' full draw,
+    times napari's OpenGL canvas draws (vispy draw events) and Python's garbage collections.
+    """
+
+    def __init__(self, panel, viewer) -> None:
+        self.max: dict[str, float] = {}
+        self.total: dict[str, float] = {}
+        self.count: dict[str, int] = {}
+        self.panel = panel
+        self._wrap(panel.runner, "_on_batch", "panel: result layer, curves (a batch)")
+        self._wrap(panel, "_show_maps", "panel: change and error layers")
+        panel._maps_timer.timeout.disconnect()
+        panel._maps_timer.timeout.connect(panel._show_maps)  # the wrapped one
+        self._wrap(panel.plot.canvas, "draw", "curves: full matplotlib draw")
+        self._wrap(panel.plot, "_blit", "curves: blit")
+        scene = viewer.window._qt_viewer.canvas._scene_canvas
+        self._t0 = {}
+        scene.events.draw.connect(lambda e: self._start("napari canvas draw"), position="first")
+        scene.events.draw.connect(lambda e: self._end("napari canvas draw"), position="last")
+        gc.callbacks.append(self._gc)
+
+    def _start(self, key: str) -> None:
+        self._t0[key] = time.perf_counter()
+
+    def _end(self, key: str) -> None:
+        if key in self._t0:
+            self.add(key, time.perf_counter() - self._t0.pop(key))
+
+    def _gc(self, phase: str, info: dict) -> None:
+        key = f"gc generation {info['generation']}"
+        self._start(key) if phase == "start" else self._end(key)
+
+    def add(self, key: str, seconds: float) -> None:
+        self.max[key] = max(self.max.get(key, 0.0), seconds)
+        self.total[key] = self.total.get(key, 0.0) + seconds
+        self.count[key] = self.count.get(key, 0) + 1
+
+    def _wrap(self, obj, name: str, key: str) -> None:
+        inner = getattr(obj, name)
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.add(key, time.perf_counter() - t0)
+
+        setattr(obj, name, timed)
+
+    def report(self) -> str:
+        rows = sorted(self.max, key=self.max.get, reverse=True)
+        return "\n".join(
+            f"{k:>32}: max {1e3 * self.max[k]:6.1f} ms, total {self.total[k]:6.2f} s, "
+            f"{self.count[k]} calls"
+            for k in rows
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--iters", type=int, default=100)
@@ -53,6 +115,9 @@ def main() -> None:
     parser.add_argument("--solver", default="pnp-pgm")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="time the GUI's main-thread parts (adds overhead)"
+    )
     args = parser.parse_args()
 
     viewer = napari.Viewer(title="DEQ Explorer benchmark")
@@ -89,6 +154,7 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         return seconds, meter.stop()
 
+    breakdown = Breakdown(panel, viewer) if args.breakdown else None
     headless()  # warm-up (allocations, first FFT plans)
     gui()  # warm-up: creates the result layers once (add_image, shaders), as a first Run does
     t_head, t_gui, stalls = [], [], []
@@ -113,6 +179,8 @@ def main() -> None:
     else:
         for k, v in out.items():
             print(f"{k:>16}: {v:.3f}" if isinstance(v, float) else f"{k:>16}: {v}")
+    if breakdown is not None:
+        print(breakdown.report())
     panel.runner.shutdown()
     viewer.close()
 

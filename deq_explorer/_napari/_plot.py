@@ -181,14 +181,15 @@ class CurvePlot(QWidget):
             if lo <= d_lo and d_hi <= hi:
                 continue
             if ax.get_yscale() == "log":
-                new_lo = min(lo, 10.0 ** np.floor(np.log10(d_lo)))
+                # a decade of headroom below (residuals fall): fewer full redraws
+                new_lo = min(lo, 10.0 ** (np.floor(np.log10(d_lo)) - 1))
                 new_hi = max(hi, 10.0 ** np.ceil(np.log10(d_hi)))
                 if new_hi <= new_lo:
                     new_hi = new_lo * 10
             else:
                 span = max(d_hi - d_lo, 1e-9 + 1e-6 * abs(d_hi))
-                new_lo = min(lo, d_lo - 0.25 * span) if d_lo < lo else lo
-                new_hi = max(hi, d_hi + 0.25 * span) if d_hi > hi else hi
+                new_lo = min(lo, d_lo - 0.5 * span) if d_lo < lo else lo
+                new_hi = max(hi, d_hi + 0.5 * span) if d_hi > hi else hi
             ax.set_ylim(new_lo, new_hi)
             changed = True
         return changed
