@@ -50,8 +50,9 @@ class StallMeter:
 class Breakdown:
     """Longest and total main-thread time of the usual suspects during the GUI runs.
 
-    Wraps the panel's batch handler, its change/error-map update and the curves' full draw,
-    times napari's OpenGL canvas draws (vispy draw events) and Python's garbage collections.
+    Wraps the panel's batch handler and its change/error-map update, reads the curves' paint
+    times, times napari's OpenGL canvas draws (vispy draw events) and Python's garbage
+    collections.
     """
 
     def __init__(self, panel, viewer) -> None:
@@ -63,8 +64,6 @@ class Breakdown:
         self._wrap(panel, "_show_maps", "panel: change and error layers")
         panel._maps_timer.timeout.disconnect()
         panel._maps_timer.timeout.connect(panel._show_maps)  # the wrapped one
-        self._wrap(panel.plot.canvas, "draw", "curves: full matplotlib draw")
-        self._wrap(panel.plot, "_blit", "curves: blit")
         scene = viewer.window._qt_viewer.canvas._scene_canvas
         self._t0 = {}
         scene.events.draw.connect(lambda e: self._start("napari canvas draw"), position="first")
@@ -100,6 +99,10 @@ class Breakdown:
         setattr(obj, name, timed)
 
     def report(self) -> str:
+        plot = self.panel.plot
+        self.max["curves: paint"] = plot.longest_paint
+        self.total["curves: paint"] = plot.paint_seconds
+        self.count["curves: paint"] = plot.paints
         rows = sorted(self.max, key=self.max.get, reverse=True)
         return "\n".join(
             f"{k:>32}: max {1e3 * self.max[k]:6.1f} ms, total {self.total[k]:6.2f} s, "
@@ -122,6 +125,8 @@ def main() -> None:
 
     viewer = napari.Viewer(title="DEQ Explorer benchmark")
     explorer = open_explorer(viewer)  # brain MRI 256², 10 % radial
+    gc.collect()
+    gc.freeze()  # as `deq-explorer` does after opening the viewer
     panel = explorer.reconstruct
     y_layer = next(layer for layer in viewer.layers if _problems.is_measurement(layer))
     problem = _problems.problem_of(y_layer, viewer.layers)

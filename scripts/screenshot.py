@@ -47,7 +47,7 @@ def main() -> None:
         QApplication.processEvents()
         time.sleep(0.02)
     panel.plot.set_series("run", history_of(panel.frames))
-    panel.plot.canvas.draw()
+    panel.plot.repaint()
     QApplication.processEvents()
     shot = viewer.screenshot(canvas_only=False, flash=False)
     args.out.parent.mkdir(parents=True, exist_ok=True)

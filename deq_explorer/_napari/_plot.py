@@ -1,18 +1,30 @@
-"""A matplotlib plot for a dock: curves against iteration, themed like napari."""
+"""A light curve plot for a dock: stacked axes against iteration, painted with QPainter, themed
+like napari.
+
+Painting a few polylines and a dozen tick labels costs a few milliseconds, so the plot can follow
+a running solve without taking the GUI thread (or the cores) from it; a matplotlib canvas spent
+70–160 ms per redraw here under load.
+"""
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 from napari.utils.theme import get_theme
-from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtCore import QPointF, QRectF, Qt
+from qtpy.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen, QPolygonF
+from qtpy.QtWidgets import QSizePolicy, QWidget
 
-__all__ = ["Axis", "CurvePlot"]
+__all__ = ["Axis", "CurvePlot", "nice_ticks"]
+
+#: matplotlib's default colour cycle ("tab10"), so series keep the colours users know
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
+_LEFT, _RIGHT, _TOP, _BOTTOM, _GAP = 58, 10, 8, 30, 10  # margins in pixels
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,17 +36,46 @@ class Axis:
     log: bool = False
 
 
+@dataclass
+class _Series:
+    color: str
+    x: np.ndarray
+    y: dict[str, np.ndarray]
+
+
+def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
+    """About ``n`` round tick values (1, 2 or 5 × 10^k apart) inside ``[lo, hi]``."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [lo] if math.isfinite(lo) else []
+    raw = (hi - lo) / max(n, 1)
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def _limits(values: list[np.ndarray], log: bool) -> tuple[float, float]:
+    """Axis limits holding every finite value: whole decades (log) or padded round numbers."""
+    finite = [v[np.isfinite(v) & (v > 0 if log else True)] for v in values]
+    finite = [v for v in finite if v.size]
+    if not finite:
+        return (1e-3, 1.0) if log else (0.0, 1.0)
+    lo = min(float(v.min()) for v in finite)
+    hi = max(float(v.max()) for v in finite)
+    if log:
+        lo, hi = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+        return 10.0**lo, 10.0 ** max(hi, lo + 1)
+    pad = 0.08 * (hi - lo) if hi > lo else max(abs(hi) * 0.05, 1e-6)
+    return lo - pad, hi + pad
+
+
 class CurvePlot(QWidget):
     """Stacked axes sharing the iteration axis; one line per series per axis.
 
     ``set_series(name, history)`` draws ``history[axis.key]`` (a list with
     ``None`` where a value is unknown) against ``history["k"]``; ``mark(k)``
-    draws a vertical marker (the iteration shown by napari's slider).
-
-    Streaming is cheap: the axes (ticks, labels: most of a matplotlib draw)
-    are drawn only when a limit must grow — limits expand with headroom
-    (whole decades on log axes, ``set_xmax`` fixes the iteration range) —
-    and every other update blits the lines onto the saved background.
+    draws a vertical marker (the iteration shown by napari's slider). Every
+    change schedules one repaint (Qt merges requests between paints).
     """
 
     def __init__(
@@ -46,183 +87,184 @@ class CurvePlot(QWidget):
     ) -> None:
         super().__init__(parent)
         self.axes_spec = tuple(axes)
-        # no layout engine and plain-text ticks: a redraw must stay cheap (no mathtext)
-        self.figure = Figure(figsize=(4, 1.2 * len(axes) + 0.6))
-        self.figure.subplots_adjust(left=0.2, right=0.97, top=0.97, bottom=0.1, hspace=0.12)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.canvas.setMinimumHeight(90 * len(axes) + 40)
-        self.axes = self.figure.subplots(len(axes), 1, sharex=True, squeeze=False)[:, 0]
-        for ax, spec in zip(self.axes, self.axes_spec, strict=True):
-            ax.set_ylabel(spec.label, fontsize=8)
-            ax.set_yscale("log" if spec.log else "linear")
-            ax.tick_params(labelsize=7)
-            if spec.log:
-                ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=6))
-                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
-            else:
-                ax.yaxis.set_major_locator(MaxNLocator(4))
-            ax.yaxis.set_minor_locator(NullLocator())
-            ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
-        self.axes[-1].set_xlabel(xlabel, fontsize=8)
-        self.lines: dict[str, list] = {}
-        self.markers = [ax.axvline(np.nan, lw=1, ls="--", animated=True) for ax in self.axes]
-        self._background = None  # the figure without lines and markers, after the last full draw
+        self.xlabel = xlabel
+        self.lines: dict[str, _Series] = {}
         self._xmax: float | None = None
-        self.full_draws = 0  # how many times the axes were drawn (for tests and benchmarks)
-        self.canvas.mpl_connect("draw_event", self._on_draw)
-        self._reset_limits()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.canvas)
+        self._marker: float | None = None
+        self.paints = 0  # how many times the plot was painted, and for how long (benchmarks)
+        self.paint_seconds = self.longest_paint = 0.0
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumHeight(90 * len(self.axes_spec) + 40)
         self.apply_theme(theme)
 
+    # -- public API ---------------------------------------------------------------
     def apply_theme(self, theme: str) -> None:
-        """Colour the figure with napari theme ``theme`` (``"dark"``, ``"light"`` ...)."""
+        """Colour the plot with napari theme ``theme`` (``"dark"``, ``"light"`` ...)."""
         t = get_theme(theme)
-        bg, fg = t.canvas.as_hex(), t.text.as_hex()
-        self.figure.set_facecolor(bg)
-        for ax in self.axes:
-            ax.set_facecolor(bg)
-            ax.tick_params(colors=fg, which="both")
-            ax.yaxis.label.set_color(fg)
-            ax.xaxis.label.set_color(fg)
-            for spine in ax.spines.values():
-                spine.set_color(fg)
-        for m in self.markers:
-            m.set_color(t.highlight.as_hex())
-        self._redraw()
+        self._bg = QColor(t.canvas.as_hex())
+        self._fg = QColor(t.text.as_hex())
+        self._grid = QColor(self._fg)
+        self._grid.setAlpha(50)
+        self._highlight = QColor(t.highlight.as_hex())
+        self.update()
 
     def clear(self) -> None:
-        """Remove every series and the marker; limits start afresh."""
-        for lines in self.lines.values():
-            for line in lines:
-                line.remove()
+        """Remove every series and the marker."""
         self.lines = {}
-        for m in self.markers:
-            m.set_xdata([np.nan, np.nan])
-        self._legend()
-        self._reset_limits()
-        self._redraw()
+        self._marker = None
+        self.update()
 
     def set_xmax(self, xmax: float | None) -> None:
-        """Fix the x range to ``[0, xmax]`` (e.g. the iteration cap); ``None`` grows with data."""
+        """Fix the x range to ``[0, xmax]`` (e.g. the iteration cap); ``None`` follows the data."""
         self._xmax = None if xmax is None else float(xmax)
+        self.update()
 
     def set_series(self, name: str, history: dict[str, list], xkey: str = "k") -> None:
         """Show (or replace) series ``name`` from a history of lists."""
-        new = name not in self.lines
-        if new:
-            color = f"C{len(self.lines) % 10}"
-            self.lines[name] = [
-                ax.plot([], [], lw=1.4, color=color, label=name, animated=True)[0]
-                for ax in self.axes
-            ]
-            self._legend()
         xs = np.asarray(history.get(xkey, []), dtype=float)
-        for spec, line in zip(self.axes_spec, self.lines[name], strict=True):
-            ys = np.array([np.nan if v is None else v for v in history.get(spec.key, [])], float)
-            n = min(len(xs), len(ys))
-            line.set_data(xs[:n], ys[:n])
-        grown = self._grow_limits()
-        if new or grown:
-            self._redraw()
-        else:
-            self._blit()
+        ys = {}
+        for spec in self.axes_spec:
+            y = np.array([np.nan if v is None else v for v in history.get(spec.key, [])], float)
+            n = min(len(xs), len(y))
+            ys[spec.key] = y[:n]
+        color = self.lines[name].color if name in self.lines else PALETTE[len(self.lines) % 10]
+        self.lines[name] = _Series(color, xs, ys)
+        self.update()
 
     def data(self, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The plotted ``(x, y)`` arrays of series ``name`` by axis key."""
-        return {
-            spec.key: tuple(np.asarray(a) for a in line.get_data())
-            for spec, line in zip(self.axes_spec, self.lines[name], strict=True)
-        }
+        s = self.lines[name]
+        return {k: (s.x[: len(y)], y) for k, y in s.y.items()}
 
     def mark(self, x: float | None) -> None:
         """Draw the vertical marker at ``x`` (``None`` hides it)."""
-        for m in self.markers:
-            m.set_xdata([np.nan if x is None else x] * 2)
-        self._blit()
+        self._marker = None if x is None else float(x)
+        self.update()
 
     @property
     def marked(self) -> float | None:
-        x = float(np.asarray(self.markers[0].get_xdata())[0])
-        return None if np.isnan(x) else x
+        return self._marker
 
-    # -- drawing ---------------------------------------------------------------------
-    def _reset_limits(self) -> None:
-        self.axes[0].set_xlim(0, self._xmax or 10)
-        for ax in self.axes:
-            ax.set_ylim(*((1e-3, 1.0) if ax.get_yscale() == "log" else (0.0, 1.0)))
+    def xlim(self) -> tuple[float, float]:
+        """The x range shown: ``[0, xmax]``, else ``[0, max(10, largest x)]``."""
+        if self._xmax is not None:
+            return 0.0, self._xmax
+        top = max((float(np.nanmax(s.x)) for s in self.lines.values() if s.x.size), default=0.0)
+        return 0.0, max(10.0, top)
 
-    def _grow_limits(self) -> bool:
-        """Expand any axis whose data left its view; returns whether one changed."""
-        changed = False
-        xs = [line.get_xdata() for lines in self.lines.values() for line in lines[:1]]
-        x_hi = max((float(np.nanmax(x)) for x in xs if len(x)), default=0.0)
-        lo, hi = self.axes[0].get_xlim()
-        if self._xmax is not None and x_hi <= self._xmax:
-            want = (0.0, self._xmax)
-        elif x_hi > hi or lo != 0:
-            want = (0.0, max(10.0, 2.0 * x_hi))
+    def ylim(self, index: int) -> tuple[float, float]:
+        """The y range of axis ``index``."""
+        spec = self.axes_spec[index]
+        return _limits([s.y[spec.key] for s in self.lines.values()], spec.log)
+
+    # -- painting -----------------------------------------------------------------
+    def paintEvent(self, event: QPaintEvent) -> None:
+        t0 = time.perf_counter()
+        self.paints += 1
+        p = QPainter(self)
+        try:
+            p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            p.fillRect(self.rect(), self._bg)
+            font = QFont(self.font())
+            font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
+            p.setFont(font)
+            n = len(self.axes_spec)
+            height = self.height() - _TOP - _BOTTOM - _GAP * (n - 1)
+            panel_h = max(height / n, 10.0)
+            x0, x1 = self.xlim()
+            for i, spec in enumerate(self.axes_spec):
+                top = _TOP + i * (panel_h + _GAP)
+                rect = QRectF(_LEFT, top, max(self.width() - _LEFT - _RIGHT, 10), panel_h)
+                self._paint_axis(p, rect, spec, self.ylim(i), (x0, x1), last=i == n - 1)
+        finally:
+            p.end()
+            seconds = time.perf_counter() - t0
+            self.paint_seconds += seconds
+            self.longest_paint = max(self.longest_paint, seconds)
+
+    def _paint_axis(self, p: QPainter, rect: QRectF, spec: Axis, ylim, xlim, last: bool) -> None:
+        (x0, x1), (y0, y1) = xlim, ylim
+        f = math.log10 if spec.log else float
+        fy0, fy1 = f(y0), f(y1)
+
+        def px(x: float) -> float:
+            return rect.left() + (x - x0) / (x1 - x0 or 1.0) * rect.width()
+
+        def py(y: float) -> float:
+            return rect.bottom() - (f(y) - fy0) / (fy1 - fy0 or 1.0) * rect.height()
+
+        grid, text = QPen(self._grid), QPen(self._fg)
+        metrics = p.fontMetrics()
+        # y ticks: decades on log axes (every other one when crowded), round numbers on linear
+        if spec.log:
+            decades = list(range(round(fy0), round(fy1) + 1))
+            step = max(1, math.ceil(len(decades) / 4))
+            yticks = [10.0**d for d in decades[::step]]
         else:
-            want = (lo, hi)
-        if want != (lo, hi):
-            self.axes[0].set_xlim(*want)  # shared by every axis
-            changed = True
-        for i, ax in enumerate(self.axes):
-            ys = [np.asarray(lines[i].get_ydata(), float) for lines in self.lines.values()]
-            ys = [y[np.isfinite(y) & ((y > 0) if ax.get_yscale() == "log" else True)] for y in ys]
-            ys = [y for y in ys if y.size]
-            if not ys:
-                continue
-            d_lo = min(float(y.min()) for y in ys)
-            d_hi = max(float(y.max()) for y in ys)
-            lo, hi = ax.get_ylim()
-            if lo <= d_lo and d_hi <= hi:
-                continue
-            if ax.get_yscale() == "log":
-                # a decade of headroom below (residuals fall): fewer full redraws
-                new_lo = min(lo, 10.0 ** (np.floor(np.log10(d_lo)) - 1))
-                new_hi = max(hi, 10.0 ** np.ceil(np.log10(d_hi)))
-                if new_hi <= new_lo:
-                    new_hi = new_lo * 10
-            else:
-                span = max(d_hi - d_lo, 1e-9 + 1e-6 * abs(d_hi))
-                new_lo = min(lo, d_lo - 0.5 * span) if d_lo < lo else lo
-                new_hi = max(hi, d_hi + 0.5 * span) if d_hi > hi else hi
-            ax.set_ylim(new_lo, new_hi)
-            changed = True
-        return changed
+            yticks = nice_ticks(y0, y1, 3)
+        for v in yticks:
+            y = py(v)
+            p.setPen(grid)
+            p.drawLine(QPointF(rect.left(), y), QPointF(rect.right(), y))
+            p.setPen(text)
+            label = f"1e{round(math.log10(v))}" if spec.log else f"{v:.4g}"
+            w = metrics.horizontalAdvance(label)
+            p.drawText(QPointF(rect.left() - w - 4, y + metrics.ascent() / 2 - 1), label)
+        for v in nice_ticks(x0, x1, 5):
+            x = px(v)
+            p.setPen(grid)
+            p.drawLine(QPointF(x, rect.top()), QPointF(x, rect.bottom()))
+            if last:
+                p.setPen(text)
+                label = f"{v:g}"
+                w = metrics.horizontalAdvance(label)
+                p.drawText(QPointF(x - w / 2, rect.bottom() + metrics.ascent() + 2), label)
+        p.setPen(text)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRect(rect)
+        # the axis label, rotated along the left edge
+        p.save()
+        p.translate(10, rect.center().y())
+        p.rotate(-90)
+        w = metrics.horizontalAdvance(spec.label)
+        p.drawText(QPointF(-w / 2, metrics.ascent() / 2), spec.label)
+        p.restore()
+        if last:
+            w = metrics.horizontalAdvance(self.xlabel)
+            p.drawText(QPointF(rect.center().x() - w / 2, self.height() - 4), self.xlabel)
+        # the curves, clipped to the panel, broken at unknown values
+        p.save()
+        p.setClipRect(rect)
+        for s in self.lines.values():
+            ys = s.y[spec.key]
+            xs = s.x[: len(ys)]
+            ok = np.isfinite(ys) & np.isfinite(xs) & ((ys > 0) if spec.log else True)
+            p.setPen(QPen(QColor(s.color), 1.6))
+            for run in np.split(np.arange(len(ys)), np.flatnonzero(~ok)):
+                run = run[ok[run]]
+                if run.size == 1:
+                    p.drawPoint(QPointF(px(xs[run[0]]), py(ys[run[0]])))
+                elif run.size > 1:
+                    p.drawPolyline(QPolygonF([QPointF(px(xs[j]), py(ys[j])) for j in run]))
+        if self._marker is not None:
+            pen = QPen(self._highlight, 1.0, Qt.PenStyle.DashLine)
+            p.setPen(pen)
+            x = px(self._marker)
+            p.drawLine(QPointF(x, rect.top()), QPointF(x, rect.bottom()))
+        p.restore()
+        if len(self.lines) > 1 and spec is self.axes_spec[0]:
+            self._paint_legend(p, rect)
 
-    def _animated(self) -> list:
-        return [a for lines in self.lines.values() for a in lines] + self.markers
-
-    def _on_draw(self, event: object) -> None:
-        """After a full draw: save the background, then paint lines and markers on it."""
-        self.full_draws += 1
-        self._background = self.canvas.copy_from_bbox(self.figure.bbox)
-        for artist in self._animated():
-            self.figure.draw_artist(artist)
-
-    def _redraw(self) -> None:
-        self._background = None
-        self.canvas.draw_idle()
-
-    def _blit(self) -> None:
-        """Repaint only the lines and markers over the saved background."""
-        if self._background is None:
-            self.canvas.draw_idle()  # a full draw is pending or needed; it paints the lines
-            return
-        self.canvas.restore_region(self._background)
-        for artist in self._animated():
-            self.figure.draw_artist(artist)
-        self.canvas.blit(self.figure.bbox)
-
-    def _legend(self) -> None:
-        ax = self.axes[0]
-        if len(self.lines) > 1:
-            leg = ax.legend(fontsize=7, loc="best", framealpha=0.5)
-            for text in leg.get_texts():
-                text.set_color(self.axes[0].yaxis.label.get_color())
-        elif ax.get_legend() is not None:
-            ax.get_legend().remove()
+    def _paint_legend(self, p: QPainter, rect: QRectF) -> None:
+        metrics = p.fontMetrics()
+        y = rect.top() + metrics.ascent() + 3
+        for name, s in self.lines.items():
+            w = metrics.horizontalAdvance(name)
+            x = rect.right() - w - 26
+            p.setPen(QPen(QColor(s.color), 2.0))
+            p.drawLine(
+                QPointF(x, y - metrics.ascent() / 3), QPointF(x + 14, y - metrics.ascent() / 3)
+            )
+            p.setPen(QPen(self._fg))
+            p.drawText(QPointF(x + 18, y), name)
+            y += metrics.height()

@@ -113,7 +113,7 @@ class ReconstructPanel(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.plot, 1)
 
-        self.runner = Runner(self, self._on_frames, self._on_done, interval_ms=150)
+        self.runner = Runner(self, self._on_frames, self._on_done, interval_ms=250)
         self.frames: list[Frame] = []
         self.last: Frame | None = None
         self._maps_due: Frame | None = None  # the frame whose change/error maps are queued
