@@ -16,6 +16,7 @@ __all__ = [
     "MIN_SIZE",
     "SAMPLES",
     "ImageError",
+    "center_crop",
     "crop_to_multiple",
     "load_image",
     "load_sample",
@@ -199,6 +200,15 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         return image
     weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)[:, None, None]
     return (image * weights).sum(axis=0, keepdims=True)
+
+
+def center_crop(image: np.ndarray, side: int) -> np.ndarray:
+    """The centre ``side × side`` crop of ``(C, H, W)`` (contiguous)."""
+    h, w = image.shape[-2:]
+    if side > min(h, w):
+        raise ImageError(f"image of size {h}x{w} is smaller than the crop {side}x{side}")
+    top, left = (h - side) // 2, (w - side) // 2
+    return np.ascontiguousarray(image[..., top : top + side, left : left + side])
 
 
 def crop_to_multiple(image: np.ndarray, s: int) -> np.ndarray:

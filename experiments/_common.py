@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import deq_explorer.api as dx
-from deq_explorer.images import load_image, to_gray
+from deq_explorer.images import center_crop, load_image, to_gray
 from deq_explorer.metrics import psnr, ssim
 
 SOLVE = {"solver": "pnp-pgm", "accel": "anderson:m=5", "max_iter": 100, "tol": 1e-4}
@@ -13,10 +13,7 @@ SOLVE = {"solver": "pnp-pgm", "accel": "anderson:m=5", "max_iter": 100, "tol": 1
 
 def test_image(name: str, side: int) -> np.ndarray:
     """Centre ``side``² crop of a held-out sample, gray, ``(1, side, side)``."""
-    image = to_gray(load_image(f"sample:{name}"))
-    h, w = image.shape[-2:]
-    top, left = (h - side) // 2, (w - side) // 2
-    return np.ascontiguousarray(image[:, top : top + side, left : left + side])
+    return center_crop(to_gray(load_image(f"sample:{name}")), side)
 
 
 def score(problem: dx.Problem, prior: str) -> tuple[float, float, np.ndarray]:

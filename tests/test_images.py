@@ -10,6 +10,7 @@ import skimage.io
 from deq_explorer.images import (
     MIN_SIZE,
     ImageError,
+    center_crop,
     crop_to_multiple,
     load_image,
     load_sample,
@@ -244,3 +245,12 @@ def test_crop_to_multiple():
     np.testing.assert_array_equal(cropped, image[:, :45, :48])
     with pytest.raises(ImageError, match="smaller than the factor"):
         crop_to_multiple(image[:, :2], 4)
+
+
+def test_center_crop():
+    image = RNG.random((3, 47, 50)).astype(np.float32)
+    cropped = center_crop(image, 20)
+    assert cropped.shape == (3, 20, 20) and cropped.flags.c_contiguous
+    np.testing.assert_array_equal(cropped, image[:, 13:33, 15:35])
+    with pytest.raises(ImageError, match="smaller than the crop"):
+        center_crop(image, 48)

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from deq_explorer import api
 from deq_explorer._napari._convert import to_layer_data
 from deq_explorer._napari._problems import KEY, display, measurement_recipe, sampling_mask
-from deq_explorer.images import load_image, sample_info, to_gray
+from deq_explorer.images import center_crop, load_image, sample_info, to_gray
 
 __all__ = [
     "astronaut",
@@ -109,10 +107,7 @@ def mcnet_sr2_problem() -> list[LayerData]:
 
 def _experiment_image(name: str, side: int) -> LayerData:
     """Centre ``side``² crop of a sample's luma, as the experiment scripts use it."""
-    image = to_gray(load_image(f"sample:{name}"))
-    h, w = image.shape[-2:]
-    top, left = (h - side) // 2, (w - side) // 2
-    crop = np.ascontiguousarray(image[0, top : top + side, left : left + side])
+    crop = center_crop(to_gray(load_image(f"sample:{name}")), side)[0]
     meta = {
         KEY: {
             "role": "ground truth",
