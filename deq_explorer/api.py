@@ -294,7 +294,7 @@ def backbone(problem: Problem, spec: str | Path) -> Tensor:
     net = net.to(device=y.device, dtype=y.dtype)
     with torch.inference_mode():
         w = net(y)
-    want = tuple(problem.x_init().shape)
+    want = (y.shape[0], *problem.op.x_shape)
     if tuple(w.shape) != want:
         raise ProblemError(
             f"backbone {str(spec)!r} (trained on {meta.get('operators', '?')}) maps the "
