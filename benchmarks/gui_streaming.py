@@ -123,7 +123,10 @@ def main() -> None:
     parser.add_argument(
         "--breakdown", action="store_true", help="time the GUI's main-thread parts (adds overhead)"
     )
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     viewer = napari.Viewer(title="DEQ Explorer benchmark")
     explorer = open_explorer(viewer)  # brain MRI 256², 10 % radial

@@ -9,10 +9,12 @@ import torch
 from magicgui.widgets import ComboBox, Container, LineEdit
 from napari.layers import Image, Layer
 from psygnal import Signal
+from qtpy.QtWidgets import QProgressBar
 
 from deq_explorer.registry import Registry
 
 __all__ = [
+    "ProgressBar",
     "SpecPicker",
     "device_choices",
     "events",
@@ -88,6 +90,23 @@ class SpecPicker(Container):
     def refresh(self) -> None:
         """Re-read the registry's names (keeps the current choice when it still exists)."""
         self.choice.reset_choices()
+
+
+class ProgressBar(QProgressBar):
+    """A progress bar that repaints with the window's next update, not at once.
+
+    ``QProgressBar.setValue`` repaints synchronously. With napari's OpenGL canvas
+    in the window each such repaint composes the whole window (in software under
+    Xvfb), holding the GIL that the solve's worker thread needs; deferred, it
+    shares one composition with the layer and plot updates of the same turn.
+    """
+
+    def setValue(self, value: int) -> None:
+        self.setUpdatesEnabled(False)  # repaint() becomes a no-op ...
+        try:
+            super().setValue(value)
+        finally:
+            self.setUpdatesEnabled(True)  # ... and this schedules an update()
 
 
 def image_layers(viewer: Any, where: Callable[[Layer], bool] | None = None) -> list[Any]:

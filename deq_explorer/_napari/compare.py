@@ -17,7 +17,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -30,7 +29,7 @@ from deq_explorer._napari._convert import to_layer_data
 from deq_explorer._napari._jobs import Frame, SolveConfig, compare_job
 from deq_explorer._napari._plot import Axis, CurvePlot
 from deq_explorer._napari._runner import Failed, Runner
-from deq_explorer._napari._widgets import SpecPicker, image_layers, on_priors_changed
+from deq_explorer._napari._widgets import ProgressBar, SpecPicker, image_layers, on_priors_changed
 from deq_explorer._napari.reconstruct import history_of
 from deq_explorer.registry import accelerators, priors, solvers
 
@@ -89,7 +88,7 @@ class ComparePanel(QWidget):
         self.prior_list.setMaximumHeight(120)
         self.run_button, self.stop_button = QPushButton("Run comparison"), QPushButton("Stop")
         self.copy_button, self.save_button = QPushButton("Copy table"), QPushButton("Save CSV…")
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.status = QLabel("tick two or more priors")
         self.plot = CurvePlot(CURVES, theme=self.viewer.theme)
         self.table = QTableWidget(0, len(COLUMNS))

@@ -11,14 +11,14 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label,
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from deq_explorer._napari import _problems
 from deq_explorer._napari._convert import from_layer_data, to_layer_data
 from deq_explorer._napari._jobs import Frame, SolveConfig, solve_job
 from deq_explorer._napari._plot import Axis, CurvePlot
 from deq_explorer._napari._runner import Failed, Runner
-from deq_explorer._napari._widgets import SpecPicker, image_layers, on_priors_changed
+from deq_explorer._napari._widgets import ProgressBar, SpecPicker, image_layers, on_priors_changed
 from deq_explorer.registry import accelerators, priors, solvers
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class ReconstructPanel(QWidget):
         self.run_button = QPushButton("Run")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.status = QLabel("ready")
         self.status.setWordWrap(True)
         self.plot = CurvePlot(CURVES, theme=self.viewer.theme)
@@ -285,7 +285,9 @@ class ReconstructPanel(QWidget):
             if old.shape == data.shape and layer.rgb == rgb:
                 if isinstance(old, np.ndarray) and old.dtype == data.dtype and old.flags.writeable:
                     np.copyto(old, data)  # in place: half the cost of the data setter
-                    layer.refresh()
+                    # same shape: no extent change; the thumbnail (and the layer list's
+                    # repaint it causes) waits for the end of the run
+                    layer.refresh(thumbnail=False, highlight=False, extent=False)
                 else:
                     layer.data = data
                 return layer
@@ -332,6 +334,11 @@ class ReconstructPanel(QWidget):
     def _on_done(self) -> None:
         self._set_running(False)
         self._show_maps()
+        for name in (RESULT, CHANGE, ERROR):
+            if name in self.viewer.layers:
+                self.viewer.layers[name].refresh(
+                    data_displayed=False, highlight=False, extent=False
+                )
         f = self.last
         if f is None:
             self.status.setText(f"failed: {self._run_meta.get('error', 'no iterate')}")

@@ -15,13 +15,13 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from deq_explorer import training
 from deq_explorer._napari._jobs import train_job
 from deq_explorer._napari._plot import Axis, CurvePlot
 from deq_explorer._napari._runner import Failed, Runner
-from deq_explorer._napari._widgets import events, on_priors_changed
+from deq_explorer._napari._widgets import ProgressBar, events, on_priors_changed
 from deq_explorer.priors.checkpoint import register_checkpoint
 from deq_explorer.registry import priors, solvers
 from deq_explorer.training.config import BACKWARDS
@@ -91,7 +91,7 @@ class TrainPanel(QWidget):
             ]
         )
         self.start_button, self.stop_button = QPushButton("Start"), QPushButton("Stop")
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.status = QLabel("ready")
         self.status.setWordWrap(True)
         self.plot = CurvePlot(CURVES, xlabel="step", theme=self.viewer.theme)
