@@ -10,7 +10,6 @@ import torch
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_warning
-from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from deq_explorer._napari import _problems
@@ -118,10 +117,6 @@ class ReconstructPanel(QWidget):
         self.last: Frame | None = None
         self._maps_due: Frame | None = None  # the frame whose change/error maps are queued
         self._maps_shown = 0.0
-        self._maps_timer = QTimer(self)  # a child: it dies with the panel
-        self._maps_timer.setSingleShot(True)
-        self._maps_timer.setInterval(0)
-        self._maps_timer.timeout.connect(self._show_maps)
         self.config: SolveConfig | None = None
         self._stack: np.ndarray | None = None
         self._stack_ks: list[int] = []
@@ -300,11 +295,11 @@ class ReconstructPanel(QWidget):
         return layer
 
     def _show(self, f: Frame) -> None:
-        """Show ``f`` in the result layer now, in the change/error maps on a later turn.
+        """Show ``f`` in the result layer, and in the change/error maps when they are due.
 
-        The maps follow at most every ``_MAPS_EVERY_S`` (and at the end), on their own
-        event-loop turn, so the GUI never spends long without handling input and leaves
-        the cores to the solve.
+        The maps follow at most every ``_MAPS_EVERY_S`` (and at the end), in the same
+        event-loop turn as the result, so that both share one canvas draw and one
+        composition of the window.
         """
         data, rgb = to_layer_data(f.x)
         limits = {} if rgb else {"contrast_limits": (0.0, 1.0)}
@@ -313,7 +308,7 @@ class ReconstructPanel(QWidget):
         now = time.perf_counter()
         if now - self._maps_shown >= _MAPS_EVERY_S:
             self._maps_shown = now
-            self._maps_timer.start()
+            self._show_maps()
 
     def _show_maps(self) -> None:
         f, self._maps_due = self._maps_due, None
