@@ -8,7 +8,6 @@ reported on stderr with exit code 2 and never leaves a half-written file.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import sys
@@ -366,10 +365,7 @@ def _list(kind: str, as_json: bool) -> int:
 
 
 def _launch() -> int:
-    missing = [m for m in ("napari", "magicgui", "qtpy") if importlib.util.find_spec(m) is None]
-    try:
-        if missing:
-            raise ImportError(f"not installed: {', '.join(missing)}")
+    try:  # launch imports the whole GUI stack, Qt binding included: one message, no traceback
         from deq_explorer._napari import launch
     except ImportError as exc:
         print(

@@ -1,7 +1,17 @@
-"""Test-wide settings: one torch thread (tests are small; threads only add contention)."""
+"""Test-wide settings: one torch thread (tests are small; threads only add contention), and
+tests marked ``cuda`` skip cleanly where no CUDA device is present."""
 
 import pytest
 import torch
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (scripts/gpu_check.sh runs these on one)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

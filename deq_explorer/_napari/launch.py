@@ -5,6 +5,12 @@ from __future__ import annotations
 import gc
 from typing import Any
 
+# imported here, not in main(): a missing or broken GUI stack (napari without a Qt binding)
+# fails the import of this module, which the CLI turns into its install hint
+import magicgui  # noqa: F401
+import napari
+import qtpy.QtWidgets  # noqa: F401
+
 __all__ = ["PLUGIN", "main", "open_explorer"]
 
 PLUGIN = "deq-explorer"
@@ -22,8 +28,6 @@ def open_explorer(viewer: Any, sample: str | None = "mri_problem") -> Any:
 
 def main() -> int:
     """Open napari with the explorer docked and the MRI problem loaded; returns 0."""
-    import napari
-
     viewer = napari.Viewer(title="DEQ Explorer")
     open_explorer(viewer)
     # the viewer's many long-lived objects would make every full garbage collection a

@@ -12,14 +12,16 @@ Exit codes: 0 done (finished or stopped), 2 bad input or failed training.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 import typing
+from collections.abc import Iterator
 from typing import Any
 
-from deq_explorer.training.config import ConfigError, TrainConfig, field_types
+from deq_explorer.training.config import MODES, ConfigError, TrainConfig, field_types
 from deq_explorer.training.events import (
     CheckpointEvent,
     DoneEvent,
@@ -68,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             kw.update(type=kind, metavar=kind.__name__.upper())
         if dest == "mode":
-            kw["choices"] = ["awgn", "deq", "mismatched", "multitask", "mcnet"]
+            kw["choices"] = list(MODES)  # the trainer's own list: the two cannot drift
         parser.add_argument(flag, **kw)
 
 
@@ -86,6 +88,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict(values)
 
 
+@contextlib.contextmanager
+def _closing_bar(bar: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def run(args: argparse.Namespace) -> int:
     """Train as ``args`` says; print progress to stderr and the result to stdout."""
     try:
@@ -96,33 +107,25 @@ def run(args: argparse.Namespace) -> int:
     main_process = int(os.environ.get("RANK", "0")) == 0
     bar = None
     if main_process and not args.quiet:
-        try:
-            from tqdm import tqdm
+        # imported here: `--quiet` trains on a bare CUDA machine that has torch and nothing else
+        from tqdm import tqdm
 
-            bar = tqdm(
-                total=config.steps if not config.epochs else None, unit="step", file=sys.stderr
-            )
-        except ImportError:  # a line per step instead
-            bar = None
+        bar = tqdm(total=config.steps if not config.epochs else None, unit="step", file=sys.stderr)
+    from deq_explorer.training.loop import train
+
     done: DoneEvent | None = None
-    try:
-        from deq_explorer.training.loop import train
-
-        for ev in train(config):
-            if isinstance(ev, StepEvent):
-                post = f"loss {ev.loss:.4g} lr {ev.lr:.2g} fwd {ev.fwd_iters} bwd {ev.bwd_iters}"
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(post)
-                elif main_process and not args.quiet:
-                    print(f"step {ev.step}: {post}", file=sys.stderr)
-            elif isinstance(ev, ValEvent) and main_process and not args.quiet:
-                msg = f"step {ev.step}: validation PSNR {ev.psnr:.2f} dB, SSIM {ev.ssim:.4f}"
-                (
-                    bar.write(msg, file=sys.stderr)
-                    if bar is not None
-                    else print(msg, file=sys.stderr)
+    # closing(): an early return still runs the trainer's teardown (barrier, process group) now,
+    # not whenever the generator happens to be collected
+    with contextlib.closing(train(config)) as events, _closing_bar(bar):
+        for ev in events:
+            if isinstance(ev, StepEvent) and bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(
+                    f"loss {ev.loss:.4g} lr {ev.lr:.2g} fwd {ev.fwd_iters} bwd {ev.bwd_iters}"
                 )
+            elif isinstance(ev, ValEvent) and bar is not None:
+                msg = f"step {ev.step}: validation PSNR {ev.psnr:.2f} dB, SSIM {ev.ssim:.4f}"
+                bar.write(msg, file=sys.stderr)
             elif isinstance(ev, CheckpointEvent) and bar is not None:
                 bar.write(f"checkpoint {ev.path} (step {ev.step})", file=sys.stderr)
             elif isinstance(ev, FailedEvent):
@@ -130,9 +133,6 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             elif isinstance(ev, DoneEvent):
                 done = ev
-    finally:
-        if bar is not None:
-            bar.close()
     if done is None:  # a non-main DDP process
         return 0
     result: dict[str, Any] = {"status": done.status, "checkpoint": done.path, "steps": done.step,
@@ -156,5 +156,21 @@ def main(argv: list[str] | None = None) -> int:
     return run(parser.parse_args(argv))
 
 
+def exit_process(code: int) -> None:
+    """End this process with ``code``; a torchrun worker ends without C++ static destructors.
+
+    By then the trainer has met the other ranks at a barrier and destroyed its process
+    group, and every file is written. What the interpreter's own teardown would still do in
+    a worker is destroy communication threads of the distributed runtime that may be
+    joinable; that aborts the process ("terminate called without an active exception",
+    exit -6) now and then under load. ``os._exit`` after flushing skips that step.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

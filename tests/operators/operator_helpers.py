@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import deq_explorer  # noqa: F401  (registers the built-ins)
 from deq_explorer.registry import operators
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+#: the CUDA cases are marked ``cuda``: skipped without a GPU, run by scripts/gpu_check.sh
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 #: odd sizes unless the operator needs divisibility (sr) or one channel (mri)
 SHAPES = {"sr": (2, 36, 30), "sr-bicubic": (2, 36, 30), "mri": (1, 37, 31)}

@@ -139,6 +139,20 @@ def test_cli_trains_and_registers(image_dir: Path, tmp_path: Path, capsys) -> No
     assert main(["--crop", "0"]) == 2
 
 
+def test_cli_mode_choices_are_the_trainers_modes(capsys) -> None:
+    from deq_explorer.training import MODES
+
+    with pytest.raises(SystemExit) as done:
+        main(["--mode", "backbone", "--help"])
+    assert done.value.code == 0
+    help_text = capsys.readouterr().out
+    assert all(mode in help_text for mode in MODES)
+    with pytest.raises(SystemExit) as done:
+        main(["--mode", "nonsense"])
+    assert done.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
 def test_ddp_two_processes_write_one_checkpoint(image_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp" / "p.safetensors"
     cmd = [
