@@ -227,10 +227,27 @@ def simulate(
             f"solve operator {solve_operator!r} measures {tuple(op.y_shape)} but the data from "
             f"{operator!r} is {tuple(sim_op.y_shape)}; pick operators with the same output size"
         )
+    if op is not sim_op and _complex_data(op) != _complex_data(sim_op):
+        kinds = {True: "complex (k-space)", False: "real images"}
+        raise ProblemError(
+            f"solve operator {solve_operator!r} measures {kinds[_complex_data(op)]} but the data "
+            f"from {operator!r} are {kinds[_complex_data(sim_op)]}; a mismatch study needs two "
+            "operators of the same measurement domain (e.g. mri:rate=0.1 with mri:rate=0.2)"
+        )
+    if not (isinstance(seed, numbers.Integral) and 0 <= seed < 2**63):
+        raise ProblemError(f"seed must be an integer in [0, 2**63), got {seed!r}")
     generator = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         y = sim_op.measure(x, float(noise), generator)
     return Problem(y, op, x, sim_op, operator, solve_operator, float(noise), int(seed))
+
+
+def _complex_data(op: LinearOperator) -> bool:
+    """Whether ``op`` measures complex values (k-space), probed on one zero image."""
+    with torch.no_grad():
+        return bool(
+            op.A(torch.zeros((1, *op.x_shape), dtype=op.dtype, device=op.device)).is_complex()
+        )
 
 
 def from_measurement(
@@ -271,7 +288,9 @@ def build_prior(spec: str | Prior, device: str | torch.device | None = None) -> 
     """A prior from a registry spec, a checkpoint path (.safetensors/.pt), or a Prior."""
     if isinstance(spec, Prior):
         return spec.to(device)
-    if str(spec).endswith(CHECKPOINT_SUFFIXES) and ":" not in Path(spec).name:
+    path = Path(spec)
+    # an existing file wins over a spec (``ckpt_12:30.safetensors`` is a path, not options)
+    if path.suffix in CHECKPOINT_SUFFIXES and (path.is_file() or ":" not in path.name):
         from deq_explorer.priors.checkpoint import load_prior
 
         return load_prior(spec).to(device)

@@ -1,8 +1,9 @@
 """``deq-explorer``: the scriptable twin of the napari explorer.
 
 Sub-commands: ``reconstruct``, ``compare``, ``train``, ``priors``, ``operators``,
-``solvers``; no sub-command opens napari with the explorer docked. Bad input is
-reported on stderr with exit code 2 and never leaves a half-written file.
+``solvers``; no sub-command opens napari with the explorer docked. Exit codes: 0 done,
+2 bad input (reported on stderr, never a half-written file), 3 a solve or a training run
+diverged (its JSON says ``"status": "diverged"``), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from deq_explorer import jsonio
 from deq_explorer.atomic import atomic_write
+from deq_explorer.training.cli import EXIT_DIVERGED
 
 __all__ = ["main"]
 
@@ -134,7 +137,13 @@ def _parser() -> argparse.ArgumentParser:
         "--out",
         default=None,
         metavar="FILE.npz",
-        help="save reconstruction, measurement, reference, init and history",
+        help="save reconstruction, measurement, reference, init and history "
+        "(replaces an existing file; see --no-clobber)",
+    )
+    rec.add_argument(
+        "--no-clobber",
+        action="store_true",
+        help="refuse to replace an existing --out file (exit 2 before any work)",
     )
     cmp_ = sub.add_parser("compare", help="several priors on the same measurement")
     _add_problem_args(cmp_)
@@ -229,9 +238,11 @@ def _public(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if not k.startswith("_")}
 
 
-def _check_out(path: str) -> Path:
+def _check_out(path: str, no_clobber: bool = False) -> Path:
     """Refuse a bad ``--out`` before any work is done."""
     target = Path(path)
+    if no_clobber and target.exists():
+        raise InputError(f"--out {path!r} exists and --no-clobber is given; choose another name")
     if target.suffix != ".npz":
         raise InputError(f"--out must end with .npz, got {path!r}")
     if not target.parent.is_dir():
@@ -266,24 +277,13 @@ def _save_npz(path: str, problem, result: dict[str, Any]) -> None:
         "y": problem.y[0].cpu().numpy(),
         "reference": problem.x_true[0].cpu().numpy(),
         "history": _history_array(result["_history"]),
-        "config": np.array(json.dumps(_jsonable(_public(result) | problem.config()))),
+        "config": np.array(jsonio.dumps(_public(result) | problem.config())),
     }
     try:
         with atomic_write(target) as f:
             np.savez(f, **arrays)
     except OSError as exc:
         raise InputError(f"cannot write --out {path!r}: {exc}") from None
-
-
-def _jsonable(value: Any) -> Any:
-    """Non-finite floats become ``null`` so that ``--json`` prints strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _fmt(v: Any) -> str:
@@ -296,22 +296,30 @@ def _fmt(v: Any) -> str:
 
 def _reconstruct(args: argparse.Namespace) -> int:
     if args.out:
-        _check_out(args.out)
+        _check_out(args.out, args.no_clobber)
     problem = _problem(args)
     result = _solve(problem, args.prior, args, progress=sys.stderr.isatty() and not args.json)
     if args.out:
         _save_npz(args.out, problem, result)
     out = _public(result) | problem.config()
+    code = EXIT_DIVERGED if out["status"] == "diverged" else 0
+    if code:
+        print(
+            "deq-explorer: the solve diverged (its iterates grew without bound): lower the "
+            "step size (e.g. --solver pnp-pgm:gamma=...) or the prior's strength, or use "
+            "--accel none",
+            file=sys.stderr,
+        )
     if args.json:
-        print(json.dumps(_jsonable(out)))
-        return 0
+        print(jsonio.dumps(out))
+        return code
     print(f"{problem.operator} → {problem.solve_operator}  noise {problem.noise}")
     for key in ("prior", "solver", "accel", "status", "iterations", "seconds", "psnr_init",
                 "psnr", "ssim", "consistency", "residual"):  # fmt: skip
         print(f"  {key:<12} {_fmt(out[key])}")
     if args.out:
         print(f"  saved        {args.out}")
-    return 0
+    return code
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -319,7 +327,7 @@ def _compare(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() and not args.json
     rows = [_public(_solve(problem, prior, args, progress)) for prior in args.prior]
     if args.json:
-        print(json.dumps(_jsonable({"problem": problem.config(), "runs": rows})))
+        print(jsonio.dumps({"problem": problem.config(), "runs": rows}))
         return 0
     cols = ("prior", "status", "iterations", "seconds", "psnr_init", "psnr", "ssim", "consistency")
     widths = [max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in cols]
@@ -365,8 +373,10 @@ def _list(kind: str, as_json: bool) -> int:
 
 
 def _launch() -> int:
-    try:  # launch imports the whole GUI stack, Qt binding included: one message, no traceback
+    try:  # the whole GUI stack, Qt binding included: one message, no traceback
         from deq_explorer._napari import launch
+
+        launch.import_gui()
     except ImportError as exc:
         print(
             f"deq-explorer: the napari front end needs the 'napari' extra ({exc}); "
@@ -379,7 +389,7 @@ def _launch() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 bad input)."""
+    """Run the CLI; returns the exit code (0 ok, 2 bad input, 3 diverged, 130 interrupted)."""
     from deq_explorer.api import INPUT_ERRORS
 
     parser = _parser()

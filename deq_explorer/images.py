@@ -146,6 +146,8 @@ def load_image(src: str | Path) -> np.ndarray:
         raise ImageError(f"{src!r} is not a file; give the path of one image file")
     if path.suffix.lower() not in SUFFIXES:
         raise ImageError(f"{src!r} is not a supported image file; use one of {', '.join(SUFFIXES)}")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{src!r} is an empty file (0 bytes): save the image again")
     try:
         if path.suffix.lower() == ".npy":
             data = np.load(path, allow_pickle=False)
@@ -154,9 +156,13 @@ def load_image(src: str | Path) -> np.ndarray:
 
             data = skimage.io.imread(path)
     except Exception as exc:  # any reader failure means "not an image we can use"
+        # the reader's first line only: what follows is its advice to install plugins, which
+        # cannot make a damaged or mis-named file readable
+        reason = (str(exc).strip().splitlines() or [""])[0].rstrip(" :.(")
         raise ImageError(
-            f"cannot read {src!r}: the file is damaged or not an image ({type(exc).__name__}: "
-            f"{exc}); save it again as png/tif, or as a numeric .npy array"
+            f"cannot read {src!r}: the file is damaged or not an image (no readable "
+            f"{path.suffix.lower()} data; {type(exc).__name__}: {reason}); save it again as "
+            "png/tif, or as a numeric .npy array"
         ) from None
     return _normalise(np.asarray(data), src)
 

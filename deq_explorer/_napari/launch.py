@@ -5,13 +5,7 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-# imported here, not in main(): a missing or broken GUI stack (napari without a Qt binding)
-# fails the import of this module, which the CLI turns into its install hint
-import magicgui  # noqa: F401
-import napari
-import qtpy.QtWidgets  # noqa: F401
-
-__all__ = ["PLUGIN", "main", "open_explorer"]
+__all__ = ["PLUGIN", "import_gui", "main", "open_explorer"]
 
 PLUGIN = "deq-explorer"
 
@@ -26,8 +20,21 @@ def open_explorer(viewer: Any, sample: str | None = "mri_problem") -> Any:
     return explorer
 
 
+def import_gui() -> None:
+    """Import the GUI stack, Qt binding included; ImportError when any part is missing or broken.
+
+    The CLI calls it first and turns the error into its install hint (napari installed without
+    a Qt binding fails here, not with a traceback from inside napari).
+    """
+    import magicgui  # noqa: F401
+    import napari  # noqa: F401
+    import qtpy.QtWidgets  # noqa: F401
+
+
 def main() -> int:
     """Open napari with the explorer docked and the MRI problem loaded; returns 0."""
+    import napari
+
     viewer = napari.Viewer(title="DEQ Explorer")
     open_explorer(viewer)
     # the viewer's many long-lived objects would make every full garbage collection a

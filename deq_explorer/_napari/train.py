@@ -185,6 +185,8 @@ class TrainPanel(QWidget):
                 self.checkpoint = Path(ev.path)
             elif isinstance(ev, training.DoneEvent):
                 self.checkpoint = Path(ev.path) if ev.path else self.checkpoint
+                if ev.status == "diverged":  # the last healthy checkpoint stays as it was
+                    self._failed = ev.message
             elif isinstance(ev, training.FailedEvent | Failed):
                 self._failed = ev.message
         self.plot.set_series("loss", {"k": self.history["step"], "loss": self.history["loss"]})

@@ -80,6 +80,24 @@ class DenoiserPrior(Prior):
                     p.data = p.data.contiguous(memory_format=torch.channels_last)
 
     def denoise(self, x: Tensor, sigma: float | Tensor | None = None) -> Tensor:
+        """Denoise ``x`` ``(B, C, H, W)``; a gray network denoises each channel of a colour one.
+
+        ``sigma`` is a number or a tensor with one value per batch item.
+        """
+        sigma = self.sigma if sigma is None else sigma
+        channels = getattr(self.module, "channels", None)
+        if channels is not None and x.ndim == 4 and x.shape[1] != channels:
+            b, c = x.shape[:2]
+            if channels != 1:
+                raise ValueError(
+                    f"prior {self.name!r} denoises {channels}-channel images but the image has "
+                    f"{c}: convert it to gray (--gray on the CLI) or use a {c}-channel prior "
+                    f"(train one with --channels {c})"
+                )
+            if isinstance(sigma, Tensor) and sigma.numel() == b:  # one σ per item, per channel
+                sigma = sigma.reshape(b).repeat_interleave(c).reshape(b * c, *sigma.shape[1:])
+            gray = x.reshape(b * c, 1, *x.shape[2:])
+            return self.denoise(gray, sigma).reshape(x.shape)
         if self.module is not None and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.denoiser(x, self.sigma if sigma is None else sigma)
+        return self.denoiser(x, sigma)

@@ -4,10 +4,20 @@ The one format is a safetensors file (``.safetensors``): the tensors of the
 network's ``state_dict`` and, in the header's metadata, a JSON record under
 the key ``"deq_explorer"`` (architecture, its config, training mode and
 recipe, operators and noise levels, data, steps, metrics, package version,
-creation time) plus a SHA-256 digest of the tensors. The network is rebuilt
-from the architecture *name* and config (:func:`~deq_explorer.priors.nets.build_net`),
-so nothing in the file is ever run. Legacy ``.pt`` files are read only through
-``torch.load(weights_only=True)`` and must hold ``{"state_dict", "metadata"}``.
+creation time) plus, under ``"digest"``, a SHA-256 digest over the metadata
+record *and* the tensors. A file without that digest (DEQ Explorer 0.1 wrote
+one over the tensors only; foreign tools write none) is refused unless the
+caller opts in with ``trust=True`` (or ``DEQ_EXPLORER_TRUST_CHECKPOINTS=1`` for
+the CLI and GUI); a digest that does not match is refused always.
+
+Nothing in the file is ever run, and nothing is built from it before it is
+checked: the architecture *name* must be registered, every integer option of
+its config must lie within :data:`MAX_CONFIG_INT`, and the network is first
+built on the ``meta`` device (no memory) to compare its parameter shapes with
+the tensors in the file; only then is the real network built
+(:func:`~deq_explorer.priors.nets.build_net`). Legacy ``.pt`` files are read
+only through ``torch.load(weights_only=True)``, must hold
+``{"state_dict", "metadata"}``, and carry no digest (so they need ``trust``).
 
 Metadata keys understood by the loaders: ``architecture`` and ``config``
 (always written from the module), ``name`` (default registry name),
@@ -21,9 +31,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import re
 import warnings
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -41,6 +53,7 @@ from deq_explorer.registry import priors as prior_registry
 
 __all__ = [
     "BACKBONE_DIR",
+    "MAX_CONFIG_INT",
     "SHIPPED_DIR",
     "CheckpointError",
     "CheckpointPrior",
@@ -48,6 +61,8 @@ __all__ = [
     "load_backbone",
     "load_checkpoint",
     "load_prior",
+    "load_state",
+    "read_metadata",
     "register_checkpoint",
     "register_shipped",
     "save_checkpoint",
@@ -57,7 +72,12 @@ SHIPPED_DIR = Path(__file__).parent / "shipped"
 #: trained reconstruction networks (MCNet backbones), loaded by name with :func:`load_backbone`
 BACKBONE_DIR = SHIPPED_DIR / "backbones"
 _META_KEY = "deq_explorer"
-_DIGEST_KEY = "sha256"
+_DIGEST_KEY = "digest"  # "sha256:<hex>" over the metadata record and the tensors
+_LEGACY_DIGEST_KEY = "sha256"  # 0.1: over the tensors only, so the metadata went unchecked
+_TRUST_ENV = "DEQ_EXPLORER_TRUST_CHECKPOINTS"
+_STATE_PREFIX = "state/"  # tensors beside the weights (training state), not the network's
+#: the largest integer accepted anywhere in an architecture's config (width, depth, ...)
+MAX_CONFIG_INT = 4096
 
 
 class CheckpointError(ValueError):
@@ -90,17 +110,31 @@ def _package_version() -> str:
         return "unknown"
 
 
-def _digest(tensors: dict[str, Tensor]) -> str:
-    """SHA-256 over names, dtypes, shapes and bytes of ``tensors`` in name order."""
+def _trusted(trust: bool | None) -> bool:
+    """``trust``, or when it is None the opt-in of the environment (CLI and GUI)."""
+    if trust is not None:
+        return trust
+    return os.environ.get(_TRUST_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def _digest(record: str, tensors: dict[str, Tensor]) -> str:
+    """``"sha256:<hex>"`` over the metadata text, then names, dtypes, shapes, bytes of tensors."""
     h = hashlib.sha256()
+    h.update(record.encode())
+    h.update(b"\0")
     for key in sorted(tensors):
         t = tensors[key].detach().to("cpu").contiguous()
         h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+    return "sha256:" + h.hexdigest()
 
 
-def save_checkpoint(path: str | Path, module: nn.Module, metadata: dict[str, Any]) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    module: nn.Module,
+    metadata: dict[str, Any],
+    state: dict[str, Tensor] | None = None,
+) -> Path:
     """Write ``module``'s weights and ``metadata`` to a ``.safetensors`` file atomically.
 
     The file is written to a temporary file in the same folder and moved into
@@ -116,6 +150,11 @@ def save_checkpoint(path: str | Path, module: nn.Module, metadata: dict[str, Any
         A network of :data:`~deq_explorer.priors.nets.ARCHITECTURES`.
     metadata : dict
         JSON-serialisable facts about the training (see the module docstring).
+    state : dict of str to Tensor, optional
+        Further tensors stored in the same file under ``"state/<name>"`` (a
+        training run's optimizer state, so that weights and the state to
+        resume them commit as one unit); :func:`load_state` reads them back and
+        :func:`load_checkpoint` ignores them.
 
     Returns
     -------
@@ -140,43 +179,97 @@ def save_checkpoint(path: str | Path, module: nn.Module, metadata: dict[str, Any
             "lists and dicts"
         ) from None
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
-    data = safetensors_bytes(tensors, metadata={_META_KEY: text, _DIGEST_KEY: _digest(tensors)})
+    for k, v in (state or {}).items():
+        tensors[_STATE_PREFIX + k] = v.detach().to("cpu").contiguous().clone()
+    data = safetensors_bytes(
+        tensors, metadata={_META_KEY: text, _DIGEST_KEY: _digest(text, tensors)}
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as f:
         f.write(data)
     return path
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+def _header(path: Path) -> dict[str, str]:
+    """The string metadata of a safetensors header (no tensors are read)."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            return f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is corrupted or truncated ({exc}); re-save or re-download it"
+            f"checkpoint {str(path)!r} is corrupted or truncated ({exc}); re-save it from the "
+            "original, or retrain it"
         ) from None
+
+
+def _record(path: Path, header: dict[str, str]) -> dict[str, Any]:
     if _META_KEY not in header:
         raise CheckpointError(
             f"{str(path)!r} is a safetensors file but not a DEQ Explorer checkpoint: its header "
-            f"has no {_META_KEY!r} metadata record; write checkpoints with save_checkpoint"
+            f"has no {_META_KEY!r} metadata record. To use foreign weights, build the network "
+            "(deq_explorer.priors.nets.build_net), load them into it, and write it with "
+            "save_checkpoint(path, module, metadata)"
         )
     try:
         metadata = json.loads(header[_META_KEY])
     except json.JSONDecodeError as exc:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is corrupted: its metadata record is not valid JSON ({exc})"
+            f"checkpoint {str(path)!r} is corrupted: its metadata record is not valid JSON "
+            f"({exc}); the header was edited or damaged. Re-save the checkpoint from the "
+            "original, or retrain it"
+        ) from None
+    if not isinstance(metadata, dict):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupted: its metadata record is not a JSON object"
+        )
+    return metadata
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata record of a ``.safetensors`` checkpoint, from its header only.
+
+    Cheap (no tensors are read) and *unverified*: the digest is checked when the
+    checkpoint is loaded (:func:`load_checkpoint`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint file at {str(path)!r}")
+    return _record(path, _header(path))
+
+
+def _read_safetensors(path: Path, trust: bool) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    header = _header(path)
+    metadata = _record(path, header)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupted or truncated ({exc}); re-save it from the "
+            "original, or retrain it"
         ) from None
     digest = header.get(_DIGEST_KEY)
-    if digest is not None and digest != _digest(tensors):
+    if digest is None and not trust:
+        why = (
+            "it was written by DEQ Explorer 0.1, whose digest covers the weights only"
+            if _LEGACY_DIGEST_KEY in header
+            else "its header has no digest (edited, or written by another tool)"
+        )
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is corrupted: the weights do not match the checksum "
-            "stored in its header; re-save or re-download it"
+            f"refused to load {str(path)!r}: {why}, so neither its weights nor its metadata can "
+            f"be verified. If you trust where it came from, load it with trust=True (CLI and "
+            f"GUI: set {_TRUST_ENV}=1) and re-save it with save_checkpoint to add a digest"
+        )
+    if digest is not None and digest != _digest(header[_META_KEY], tensors):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupted: its weights or metadata do not match the "
+            "digest stored in its header (edited or damaged); re-save it from the original, or "
+            "retrain it"
         )
     return tensors, metadata
 
 
-def _read_pt(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+def _read_pt(path: Path, trust: bool) -> tuple[dict[str, Tensor], dict[str, Any]]:
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols it then refuses
             warnings.simplefilter("ignore", UserWarning)
@@ -212,7 +305,48 @@ def _read_pt(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
             f"{str(path)!r} is not a DEQ Explorer checkpoint: a .pt file must hold a dict "
             '{"state_dict": {name: tensor}, "metadata": {...}}'
         )
+    if not trust:
+        raise CheckpointError(
+            f"refused to load {str(path)!r}: a .pt checkpoint carries no digest, so neither its "
+            f"weights nor its metadata can be verified. If you trust where it came from, load "
+            f"it with trust=True (CLI and GUI: set {_TRUST_ENV}=1) and re-save it with "
+            "save_checkpoint as a .safetensors file"
+        )
     return dict(obj["state_dict"]), dict(obj["metadata"])
+
+
+def _ints(value: Any, key: str = "") -> Iterator[tuple[str, int]]:
+    """Every integer in a (nested) config, with its key."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        yield key, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _ints(v, str(k))
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _ints(v, key)
+
+
+def _check_shapes(
+    path: Path, arch: str, config: dict, expected: dict[str, Tensor], tensors: dict[str, Tensor]
+) -> None:
+    """Refuse tensors whose names or shapes differ from the network ``config`` describes."""
+    problems = [f"missing {k}" for k in expected if k not in tensors]
+    problems += [f"unexpected {k}" for k in tensors if k not in expected]
+    problems += [
+        f"{k}: {tuple(tensors[k].shape)} in the file, {tuple(v.shape)} in the network"
+        for k, v in expected.items()
+        if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)
+    ]
+    if problems:
+        more = f"; ... ({len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CheckpointError(
+            f"checkpoint {str(path)!r}: the weights do not fit {arch!r} with config {config} "
+            f"(size mismatch): {'; '.join(problems[:3])}{more}. Nothing was built; the header "
+            "does not describe these weights"
+        )
 
 
 def _rebuild(path: Path, tensors: dict[str, Tensor], metadata: dict[str, Any]) -> nn.Module:
@@ -226,6 +360,19 @@ def _rebuild(path: Path, tensors: dict[str, Tensor], metadata: dict[str, Any]) -
     config = metadata.get("config", {})
     if not isinstance(config, dict):
         raise CheckpointError(f"checkpoint {str(path)!r}: 'config' must be a dict; got {config!r}")
+    too_big = [f"{k}={v}" for k, v in _ints(config) if abs(v) > MAX_CONFIG_INT]
+    if too_big:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r}: its {arch!r} config asks for {', '.join(too_big)}, beyond "
+            f"the bound {MAX_CONFIG_INT} of any option; the header is damaged or crafted. Nothing "
+            "was built"
+        )
+    try:
+        with torch.device("meta"):  # the shapes alone: no memory, whatever the config says
+            skeleton = build_net(arch, config)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r}: {exc}") from None
+    _check_shapes(path, arch, config, skeleton.state_dict(), tensors)
     try:
         module = build_net(arch, config)
     except ValueError as exc:
@@ -246,13 +393,18 @@ def _rebuild(path: Path, tensors: dict[str, Tensor], metadata: dict[str, Any]) -
     return module.eval()
 
 
-def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+def load_checkpoint(
+    path: str | Path, *, trust: bool | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
     """Load a checkpoint without executing anything from the file.
 
     Parameters
     ----------
     path : str or Path
         A ``.safetensors`` checkpoint (or a weights-only ``.pt`` file).
+    trust : bool, optional
+        Accept a file without a digest (``.pt``, DEQ Explorer 0.1, foreign
+        tools). Default: the environment's ``DEQ_EXPLORER_TRUST_CHECKPOINTS``.
 
     Returns
     -------
@@ -264,41 +416,68 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     Raises
     ------
     CheckpointError
-        Missing, truncated or corrupted file; a pickle that would run code;
-        unknown architecture; weights that do not fit the config.
+        Missing, truncated or corrupted file; no digest (without ``trust``) or
+        a wrong one; a pickle that would run code; unknown architecture; a
+        config out of bounds or weights that do not fit it.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {str(path)!r}")
     if path.suffix == ".safetensors":
-        tensors, metadata = _read_safetensors(path)
+        tensors, metadata = _read_safetensors(path, _trusted(trust))
     elif path.suffix == ".pt":
-        tensors, metadata = _read_pt(path)
+        tensors, metadata = _read_pt(path, _trusted(trust))
     else:
         raise CheckpointError(
             f"cannot read {path.name!r}: checkpoints are .safetensors files (or weights-only .pt)"
         )
-    return _rebuild(path, tensors, metadata), metadata
+    weights = {k: v for k, v in tensors.items() if not k.startswith(_STATE_PREFIX)}
+    return _rebuild(path, weights, metadata), metadata
 
 
-def load_prior(path: str | Path, name: str | None = None) -> CheckpointPrior:
-    """Load a checkpointed denoiser as a :class:`~deq_explorer.priors.base.Prior`.
-
-    The prior's noise level is ``metadata["sigma"]`` (0 when absent) and its
-    name ``name``, else ``metadata["name"]``, else the file's stem.
-    """
+def load_state(path: str | Path, *, trust: bool | None = None) -> dict[str, Tensor]:
+    """The ``state`` tensors saved beside the weights (see :func:`save_checkpoint`), verified."""
     path = Path(path)
-    module, metadata = load_checkpoint(path)
-    if getattr(type(module), "role", "denoiser") != "denoiser":
+    if path.suffix != ".safetensors":
         raise CheckpointError(
-            f"checkpoint {str(path)!r} holds a {metadata['architecture']!r} network, which is "
-            "not a denoiser and cannot be used as a prior"
+            f"{path.name!r} holds no training state: it is not a .safetensors file"
+        )
+    tensors, _ = _read_safetensors(path, _trusted(trust))
+    n = len(_STATE_PREFIX)
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(_STATE_PREFIX)}
+
+
+def _check_prior_record(path: Path, metadata: dict[str, Any]) -> float:
+    """The default σ of a denoiser checkpoint's record; refuses a backbone or a bad σ."""
+    arch = metadata.get("architecture")
+    if arch in ARCHITECTURES and getattr(ARCHITECTURES[arch], "role", "denoiser") != "denoiser":
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a {arch!r} network, which is a backbone (y ↦ x), "
+            "not a denoiser, and cannot be used as a prior: give it to mcnet-admm as its "
+            "backbone instead (api.backbone, the GUI's backbone choice)"
         )
     sigma = metadata.get("sigma", 0.0)
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float)):
         raise CheckpointError(f"checkpoint {str(path)!r}: 'sigma' must be a number; got {sigma!r}")
+    return float(sigma)
+
+
+def load_prior(
+    path: str | Path, name: str | None = None, *, trust: bool | None = None
+) -> CheckpointPrior:
+    """Load a checkpointed denoiser as a :class:`~deq_explorer.priors.base.Prior`.
+
+    The prior's noise level is ``metadata["sigma"]`` (0 when absent) and its
+    name ``name``, else ``metadata["name"]``, else the file's stem. ``trust``
+    as in :func:`load_checkpoint`.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":  # a backbone is refused before anything is built
+        _check_prior_record(path, read_metadata(path))
+    module, metadata = load_checkpoint(path, trust=trust)
+    sigma = _check_prior_record(path, metadata)
     name = name or metadata.get("name") or path.stem
-    return CheckpointPrior(module, float(sigma), str(name), metadata, path)
+    return CheckpointPrior(module, sigma, str(name), metadata, path)
 
 
 def backbone_names() -> list[str]:
@@ -330,40 +509,52 @@ def load_backbone(spec: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return module, metadata
 
 
-def register_checkpoint(path: str | Path, name: str | None = None, *, replace: bool = False) -> str:
+def register_checkpoint(
+    path: str | Path, name: str | None = None, *, replace: bool = False, verify: bool = True
+) -> str:
     """Register a checkpoint as a prior in ``registry.priors``; returns its name.
 
-    The checkpoint is loaded once now (bad files fail here) and again from
-    disk at each ``priors.build(name)``, which accepts the option ``sigma``
-    (default from the metadata) and the context arguments ``device`` and
-    ``dtype``. The entry carries the metadata and the path. Registering the
-    same file under the same name again is allowed (after re-training);
-    taking a name held by anything else needs ``replace=True``.
+    With ``verify`` the checkpoint is loaded once now (bad files fail here);
+    without, only its header's record is read (cheap: the shipped priors at
+    import). Either way it is loaded, verified, from disk at each
+    ``priors.build(name)``, which accepts the option ``sigma`` (default from
+    the metadata) and the context arguments ``device`` and ``dtype``. The
+    entry carries the metadata and the path. Registering the same file under
+    the same name again is allowed (after re-training); taking a name held by
+    anything else needs ``replace=True``.
     """
     path = Path(path).resolve()
-    prior = load_prior(path, name)
-    name = prior.name
+    if verify:
+        metadata = load_prior(path, name).metadata
+    else:
+        metadata = read_metadata(path)
+        if metadata.get("architecture") not in ARCHITECTURES:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} names unknown architecture "
+                f"{metadata.get('architecture')!r}; known: {', '.join(ARCHITECTURES)}"
+            )
+    default_sigma = _check_prior_record(path, metadata)
+    name = name or metadata.get("name") or path.stem
     if name in prior_registry and not replace:
         held = prior_registry.entry(name).metadata.get("path")
         if held != str(path):
             raise CheckpointError(
                 f"prior name {name!r} is already registered; pass another name or replace=True"
             )
-    default_sigma = prior.sigma
 
     def factory(device: Any = None, dtype: Any = None, *, sigma: float = default_sigma):
         loaded = load_prior(path, name)
         loaded.sigma = float(sigma)
         return loaded.to(device, dtype)
 
-    arch = prior.metadata["architecture"]
-    mode = prior.metadata.get("mode", "trained")
+    arch = metadata["architecture"]
+    mode = metadata.get("mode", "trained")
     try:
         prior_registry.register(
             name,
             factory,
             summary=f"{arch} prior ({mode}) from {path.name}",
-            metadata={**prior.metadata, "path": str(path)},
+            metadata={**metadata, "path": str(path)},
             replace=True,
         )
     except ValueError as exc:
@@ -372,15 +563,17 @@ def register_checkpoint(path: str | Path, name: str | None = None, *, replace: b
 
 
 def register_shipped(folder: str | Path = SHIPPED_DIR) -> list[str]:
-    """Register every ``*.safetensors`` checkpoint in ``folder`` as a prior.
+    """Register every ``*.safetensors`` checkpoint in ``folder`` as a prior, from its header.
 
-    A file that fails to load is skipped with a warning, so one bad file
-    cannot break the package import. Returns the registered names.
+    Registration reads each header only (no weights, no digest: instant); a
+    prior's file is verified when it is built. A file whose header cannot be
+    read is skipped with a warning, so one bad file cannot break the package
+    import. Returns the registered names.
     """
     names = []
     for path in sorted(Path(folder).glob("*.safetensors")):
         try:
-            names.append(register_checkpoint(path))
+            names.append(register_checkpoint(path, verify=False))
         except CheckpointError as exc:
             warnings.warn(f"skipped shipped prior {path.name}: {exc}", RuntimeWarning, stacklevel=2)
     return names

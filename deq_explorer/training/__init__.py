@@ -17,7 +17,7 @@ from deq_explorer.training.events import (
     TrainEvent,
     ValEvent,
 )
-from deq_explorer.training.loop import state_path, train
+from deq_explorer.training.loop import best_path, train
 
 __all__ = [
     "MODES",
@@ -32,7 +32,7 @@ __all__ = [
     "TrainConfig",
     "TrainEvent",
     "ValEvent",
+    "best_path",
     "load_images",
-    "state_path",
     "train",
 ]

@@ -6,7 +6,9 @@ first and explicit flags override it. Runs under ``torchrun`` too::
 
     torchrun --nproc_per_node 2 -m deq_explorer.training.cli --mode awgn ...
 
-Exit codes: 0 done (finished or stopped), 2 bad input or failed training.
+Exit codes: 0 done (finished or stopped), 2 bad input or failed training, 3 diverged
+(the last healthy checkpoint is kept; the JSON result says ``"status": "diverged"``).
+The JSON result is strict JSON: a value that is not finite is written as ``null``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
+from deq_explorer import jsonio
 from deq_explorer.training.config import MODES, ConfigError, TrainConfig, field_types
 from deq_explorer.training.events import (
     CheckpointEvent,
@@ -30,7 +33,10 @@ from deq_explorer.training.events import (
     ValEvent,
 )
 
-__all__ = ["add_arguments", "main", "run"]
+__all__ = ["EXIT_DIVERGED", "add_arguments", "main", "run"]
+
+#: exit code of a run that diverged (0 done, 2 bad input or failed)
+EXIT_DIVERGED = 3
 
 _NESTED = ("multitask", "mcnet")
 
@@ -51,6 +57,22 @@ def _flags(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
     return out
 
 
+def _json_object(text: str) -> dict:
+    """A ``--net``-style flag: one JSON object, with an example when it is not."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"not valid JSON ({exc.msg} at character {exc.pos}); give an object such as "
+            '\'{"depth": 17, "width": 64}\' (keys in double quotes)'
+        ) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object such as '{{\"width\": 64}}', got {text!r}"
+        )
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` flags to ``parser`` (defaults ``None`` = not given)."""
     parser.add_argument("--config", metavar="FILE.toml", help="recipe file; flags override it")
@@ -66,11 +88,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             (item,) = {a for a in typing.get_args(kind) if a is not Ellipsis}
             kw.update(nargs="*", type=item, metavar=item.__name__.upper())
         elif kind is dict:
-            kw.update(type=json.loads, metavar="JSON")
+            kw.update(type=_json_object, metavar="JSON")
         else:
             kw.update(type=kind, metavar=kind.__name__.upper())
         if dest == "mode":
-            kw["choices"] = list(MODES)  # the trainer's own list: the two cannot drift
+            kw.update(choices=list(MODES), metavar="{" + ",".join(MODES) + "}")  # cannot drift
         parser.add_argument(flag, **kw)
 
 
@@ -137,6 +159,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     result: dict[str, Any] = {"status": done.status, "checkpoint": done.path, "steps": done.step,
                               **done.metrics}  # fmt: skip
+    if done.status == "diverged":
+        print(f"deq-explorer train: error: {done.message}", file=sys.stderr)
+        print(jsonio.dumps(result))
+        return EXIT_DIVERGED
     if not args.no_register and config.mode != "backbone":
         from deq_explorer.priors.checkpoint import CheckpointError, register_checkpoint
 
@@ -145,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         except CheckpointError as exc:
             print(f"deq-explorer train: could not register the prior: {exc}", file=sys.stderr)
             return 2
-    print(json.dumps(result))
+    print(jsonio.dumps(result))
     return 0
 
 

@@ -128,7 +128,7 @@ class TrainConfig:
     checkpoint_every: int = _f(
         0, "also write the checkpoint every this many steps (0: only at end)"
     )
-    resume: str = _f("", "checkpoint (with its .state.pt sidecar) to continue from")
+    resume: str = _f("", "checkpoint written by train to continue from (it holds its own state)")
     name: str = _f("", "prior name to register the result under (default: file stem)")
     seed: int = _f(0, "seed of crops, noise and degradations")
     device: str = _f("auto", "auto | cpu | cuda | cuda:N")

@@ -35,7 +35,7 @@ class ValEvent:
 
 @dataclass(frozen=True)
 class CheckpointEvent:
-    """A checkpoint (and its ``.state.pt`` sidecar) was written after ``step`` steps."""
+    """A checkpoint (the last state, or the best weights) was written after ``step`` steps."""
 
     path: str
     step: int
@@ -43,12 +43,17 @@ class CheckpointEvent:
 
 @dataclass(frozen=True)
 class DoneEvent:
-    """Training ended: ``status`` is ``"finished"`` or ``"stopped"``; ``path`` the checkpoint."""
+    """Training ended: ``status`` is ``"finished"``, ``"stopped"`` or ``"diverged"``.
+
+    ``path`` is the checkpoint (``""`` if none was written); on ``"diverged"`` it is the last
+    healthy one, untouched, and ``message`` says what diverged and what to change.
+    """
 
     status: str
     path: str
     step: int
     metrics: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,22 @@ checkpoint is written, and ends with :class:`DoneEvent` (finished or
 stopped) or :class:`FailedEvent`.
 
 Checkpoints are the network in the package's safetensors format
-(:func:`~deq_explorer.priors.checkpoint.save_checkpoint`, atomic) plus a
-sidecar ``<stem>.state.pt`` holding the step, the Adam state and any
-trainable tensor outside the network (MCNet's β), read back with
-``torch.load(weights_only=True)``. All randomness of step ``k`` comes from
-generators seeded by ``(seed, k, rank)``, so a resumed run continues the
-loss trajectory of an uninterrupted one.
+(:func:`~deq_explorer.priors.checkpoint.save_checkpoint`, atomic) with the
+state to resume it in the *same* file: the Adam tensors and any trainable
+tensor outside the network (MCNet's β) as ``state/…`` tensors, the step and
+the optimizer's hyper-parameters in the metadata record. Weights and state
+commit together in one ``os.replace``, so a run killed at any moment leaves
+a checkpoint that resumes; the next run removes the temporaries a kill left.
+
+Two files per run: ``out`` (the last healthy state, what ``--resume`` takes)
+and ``<stem>.best.safetensors`` (weights at the best validation PSNR). A run
+that diverges — a non-finite loss or validation, weights that are not finite
+or grew by more than :data:`GROWTH_LIMIT` over the start, or
+:data:`ABANDONED_LIMIT` steps in a row whose every draw was abandoned — ends
+with :class:`DoneEvent` ``("diverged")`` and never overwrites either file.
+
+All randomness of step ``k`` comes from generators seeded by ``(seed, k, rank)``,
+so a resumed run continues the loss trajectory of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -24,10 +34,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from deq_explorer.atomic import atomic_write
-from deq_explorer.priors.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from deq_explorer.atomic import remove_stale
+from deq_explorer.priors.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_state,
+    save_checkpoint,
+)
 from deq_explorer.priors.nets import build_net
 from deq_explorer.registry import priors as prior_registry
 from deq_explorer.training.config import ConfigError, TrainConfig
@@ -50,7 +65,13 @@ from deq_explorer.training.events import (
 )
 from deq_explorer.training.tasks import Task, build_task
 
-__all__ = ["default_arch", "init_module", "lr_at", "state_path", "train"]
+__all__ = ["ABANDONED_LIMIT", "GROWTH_LIMIT", "best_path", "default_arch", "init_module",
+           "lr_at", "train"]  # fmt: skip
+
+#: weights whose largest magnitude grew by more than this factor over the start have diverged
+GROWTH_LIMIT = 1e3
+#: this many steps in a row whose every draw was abandoned mean the map has diverged
+ABANDONED_LIMIT = 5
 
 #: network used when no base prior is given
 DEFAULT_ARCH = {"awgn": "dncnn", "deq": "dncnn", "mismatched": "dncnn", "multitask": "unet",
@@ -62,10 +83,10 @@ def default_arch(config: TrainConfig) -> str:
     return config.arch or DEFAULT_ARCH[config.mode]
 
 
-def state_path(checkpoint: str | Path) -> Path:
-    """The training-state sidecar of a checkpoint: ``x.safetensors`` → ``x.state.pt``."""
+def best_path(checkpoint: str | Path) -> Path:
+    """Where a run keeps its best weights: ``x.safetensors`` → ``x.best.safetensors``."""
     p = Path(checkpoint)
-    return p.with_name(p.name.removesuffix(".safetensors") + ".state.pt")
+    return p.with_name(p.name.removesuffix(".safetensors") + ".best.safetensors")
 
 
 def lr_at(config: TrainConfig, step: int) -> float:
@@ -127,30 +148,58 @@ def _backbone(config: TrainConfig) -> nn.Module | None:
     return module.float()
 
 
-def _save_state(path: Path, state: dict[str, Any]) -> None:
-    with atomic_write(path) as f:
-        torch.save(state, f)
+def _pack_state(opt: torch.optim.Optimizer, extra: dict[str, Tensor]) -> tuple[dict, dict]:
+    """The optimizer and ``extra`` as ``(tensors, JSON record)`` for :func:`save_checkpoint`."""
+    sd = opt.state_dict()
+    tensors = {f"extra/{k}": v for k, v in extra.items()}
+    scalars = {}
+    for index, slots in sd["state"].items():
+        for key, value in slots.items():
+            if isinstance(value, Tensor):
+                tensors[f"opt/{index}/{key}"] = value
+            else:
+                scalars[f"{index}/{key}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def _load_state(checkpoint: str, meta: dict[str, Any]) -> dict[str, Any]:
-    path = state_path(checkpoint)
-    if not path.is_file():
+def _unpack_state(tensors: dict[str, Tensor], record: dict) -> tuple[dict, dict[str, Tensor]]:
+    """The inverse of :func:`_pack_state`: ``(optimizer state_dict, extra)``."""
+    state: dict[int, dict[str, Any]] = {}
+    extra = {}
+    for name, value in tensors.items():
+        kind, _, rest = name.partition("/")
+        if kind == "extra":
+            extra[rest] = value
+        elif kind == "opt":
+            index, _, key = rest.partition("/")
+            state.setdefault(int(index), {})[key] = value
+    for name, value in record.get("scalars", {}).items():
+        index, _, key = name.partition("/")
+        state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": record["param_groups"]}, extra
+
+
+def _load_train_state(checkpoint: str, meta: dict[str, Any]) -> tuple[int, dict, dict]:
+    """``(step, optimizer state_dict, extra)`` stored in a checkpoint written by ``train``."""
+    record = meta.get("train_state")
+    if not isinstance(record, dict) or "step" not in record:
         raise CheckpointError(
-            f"cannot resume from {checkpoint!r}: its training state {str(path)!r} is missing "
-            "(only checkpoints written by `train` can be resumed; use it as --prior instead)"
+            f"cannot resume from {checkpoint!r}: it holds no training state (only checkpoints "
+            "written by `train` of this version can be resumed); start a new run from it with "
+            "--prior instead"
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(
-            f"training state {str(path)!r} is unreadable or unsafe: {exc}"
-        ) from None
-    if state.get("step") != meta.get("steps"):
-        raise CheckpointError(
-            f"training state {str(path)!r} is at step {state.get('step')} but the checkpoint at "
-            f"step {meta.get('steps')}: the pair is inconsistent (interrupted write?)"
-        )
-    return state
+    opt_state, extra = _unpack_state(load_state(checkpoint), record)
+    return int(record["step"]), opt_state, extra
+
+
+def _largest(module: nn.Module) -> float:
+    """The largest weight magnitude of ``module`` (inf if any weight is not finite)."""
+    values = [p.detach().abs().max() for p in module.parameters() if p.numel()]
+    if not values:
+        return 0.0
+    top = float(torch.stack(values).max())
+    finite = all(bool(torch.isfinite(p).all()) for p in module.parameters())
+    return top if finite else math.inf
 
 
 class _Run:
@@ -173,27 +222,37 @@ class _Run:
         self.params = self.task.parameters()
         self.opt = torch.optim.Adam(self.params, lr=config.lr)
         self.step = 0
+        self.metrics: dict[str, Any] = {}
         if config.resume:
-            state = _load_state(config.resume, base_meta)
-            self.opt.load_state_dict(state["optimizer"])
-            self.task.load_extra_state(state.get("extra", {}))
-            self.step = int(state["step"])
+            self.step, opt_state, extra = _load_train_state(config.resume, base_meta)
+            self.opt.load_state_dict(opt_state)
+            self.task.load_extra_state(extra)
+            self.metrics = dict(base_meta.get("metrics", {}))
         broadcast_module(self.task.module, d)
         spe = self.data.steps_per_epoch(config.batch)
         self.total = config.epochs * spe if config.epochs else config.steps
-        self.metrics: dict[str, Any] = {}
+        self.start_largest = max(_largest(self.task.module), 1e-3)
+        self.best_psnr = float(self.metrics.get("best_val_psnr", -math.inf))
+        if d.main:  # what a killed writer left beside this run's files
+            for path in (Path(config.out), best_path(config.out)):
+                remove_stale(path)
 
-    def save(self) -> CheckpointEvent:
+    def diverged(self) -> str:
+        """Why the network's weights count as diverged, or ``""``."""
+        largest = _largest(self.task.module)
+        if not math.isfinite(largest):
+            return "the weights are no longer finite"
+        if largest > GROWTH_LIMIT * self.start_largest:
+            return (
+                f"the largest weight grew from {self.start_largest:.3g} to {largest:.3g} "
+                f"(over {GROWTH_LIMIT:g}×)"
+            )
+        return ""
+
+    def _meta(self) -> dict[str, Any]:
         c = self.config
         out = Path(c.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        state = {
-            "step": self.step,
-            "optimizer": self.opt.state_dict(),
-            "extra": self.task.extra_state(),
-        }
-        _save_state(state_path(out), state)
-        meta = {
+        return {
             "name": c.name or out.stem,
             "mode": c.mode,
             "recipe": c.to_dict(),
@@ -205,17 +264,31 @@ class _Run:
             },
             "steps": self.step,
             "processes": self.dist.world_size,
-            "metrics": self.metrics,
+            "metrics": dict(self.metrics),
             **self.task.metadata(),
         }
-        save_checkpoint(out, self.task.module, meta)
+
+    def save(self) -> CheckpointEvent:
+        """Write the last state (weights and what resumes them, one file)."""
+        out = Path(self.config.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tensors, record = _pack_state(self.opt, self.task.extra_state())
+        meta = {**self._meta(), "train_state": {"step": self.step, **record}}
+        save_checkpoint(out, self.task.module, meta, state=tensors)
         return CheckpointEvent(str(out), self.step)
 
-    def validate(self) -> ValEvent:
+    def validate(self) -> tuple[ValEvent, CheckpointEvent | None]:
+        """Validate; keep the weights as the best when their PSNR is the highest so far."""
         x = self.data.val.to(self.device)
         psnr, ssim = self.task.validate(x)
         self.metrics.update(val_psnr=psnr, val_ssim=ssim, val_step=self.step)
-        return ValEvent(self.step, psnr, ssim)
+        best = None
+        if math.isfinite(psnr) and psnr > self.best_psnr and not self.diverged():
+            self.best_psnr = psnr
+            self.metrics.update(best_val_psnr=psnr, best_step=self.step)
+            path = save_checkpoint(best_path(self.config.out), self.task.module, self._meta())
+            best = CheckpointEvent(str(path), self.step)
+        return ValEvent(self.step, psnr, ssim), best
 
 
 def train(config: TrainConfig, stop: Callable[[], bool] | None = None) -> Iterator[TrainEvent]:
@@ -252,7 +325,7 @@ def _train(
     run = _Run(config, d, device)
     config, task = run.config, run.task
     local_stop = stop if not d.enabled else None  # a mid-solve abort must be agreed by all ranks
-    status, saved = "finished", -1
+    status, saved, why, abandoned = "finished", -1, "", 0
     while run.step < run.total:
         if agree(bool(stop and stop()), d):
             status = "stopped"
@@ -273,32 +346,57 @@ def _train(
             status = "stopped"  # the step was cut short: do not apply it
             break
         loss = float(out.loss.detach()) if out.loss is not None else math.nan
-        if out.loss is not None and not math.isfinite(loss):
-            raise FloatingPointError(
-                f"the loss became {loss} at step {run.step + 1}; lower the learning rate "
-                f"(lr={config.lr}) or the solver step sizes"
-            )
+        if agree(out.loss is not None and not math.isfinite(loss), d):  # every rank stops
+            status, why = "diverged", f"the loss became {loss} at step {run.step + 1}"
+            break
         average_gradients(run.params, d)
         if agree(out.loss is not None, d):
             run.opt.step()
             task.after_step()
+        abandoned = 0 if out.loss is not None else abandoned + 1
         run.step += 1
-        run.metrics["loss"] = loss
+        run.metrics["loss"] = loss if math.isfinite(loss) else None
         if d.main:
             yield StepEvent(run.step, loss, lr, out.fwd_iters, out.bwd_iters,
                             time.perf_counter() - t0)  # fmt: skip
+        why = run.diverged()
+        if agree(abandoned >= ABANDONED_LIMIT, d):
+            why = (
+                f"every draw of {abandoned} steps in a row was abandoned (its iterate passed "
+                "abandon_at)"
+            )
+        if why:
+            status = "diverged"
+            break
         if (
             d.main
             and len(run.data.val)
             and (run.step % config.val_every == 0 or run.step == run.total)
         ):
-            yield run.validate()
+            val, best = run.validate()
+            yield val
+            if best is not None:
+                yield best
+            if not math.isfinite(val.psnr):
+                status, why = "diverged", f"the validation PSNR became {val.psnr}"
+        if agree(status == "diverged", d):
+            status = "diverged"
+            break
         if d.main and config.checkpoint_every and run.step % config.checkpoint_every == 0:
             yield run.save()
             saved = run.step
     if d.main:
-        if saved != run.step or status == "stopped":
+        if status != "diverged" and (saved != run.step or status == "stopped"):
             yield run.save()
-        yield DoneEvent(status, str(Path(config.out)), run.step, dict(run.metrics))
+        path = Path(config.out)
+        if status == "diverged":
+            kept = f"the checkpoint {str(path)!r} was kept as it was" if path.is_file() else (
+                "no checkpoint was written")  # fmt: skip
+            why = (
+                f"training diverged at step {run.step}: {why}; {kept}. Lower the learning rate "
+                f"(lr={config.lr}) or the solver's step sizes, then --resume"
+            )
+        yield DoneEvent(status, str(path) if path.is_file() else "", run.step,
+                        dict(run.metrics), why)  # fmt: skip
     if d.enabled:
         torch.distributed.barrier()

@@ -168,14 +168,16 @@ def test_weights_only_pt_files_load(tmp_path):
     meta = {**META, "architecture": "dncnn", "config": net.config()}
     path = tmp_path / "legacy.pt"
     torch.save({"state_dict": net.state_dict(), "metadata": meta}, path)
-    loaded, got = load_checkpoint(path)
+    with pytest.raises(CheckpointError, match=r"no digest.*trust=True"):
+        load_checkpoint(path)  # nothing can verify a .pt file: an explicit opt-in only
+    loaded, got = load_checkpoint(path, trust=True)
     x = torch.rand(1, 1, 9, 9)
     with torch.no_grad():
         assert torch.equal(loaded(x, 0.0), net(x, 0.0))
     assert got["sigma"] == 0.05
     torch.save({"weights": net.state_dict()}, path)
     with pytest.raises(CheckpointError, match="state_dict"):
-        load_checkpoint(path)
+        load_checkpoint(path, trust=True)
 
 
 def _write_raw(path: Path, tensors: dict, meta: dict | None) -> Path:
@@ -192,25 +194,25 @@ def test_unknown_architecture_foreign_file_and_misfit_weights(tmp_path):
         tmp_path / "a.safetensors", state, {"architecture": "resnet-9000", "config": {}}
     )
     with pytest.raises(CheckpointError, match=r"unknown architecture 'resnet-9000'.*dncnn"):
-        load_checkpoint(path)
+        load_checkpoint(path, trust=True)
     path = _write_raw(tmp_path / "b.safetensors", state, None)
     with pytest.raises(CheckpointError, match="not a DEQ Explorer checkpoint"):
-        load_checkpoint(path)
+        load_checkpoint(path, trust=True)
     wider = {**net.config(), "width": 16}
     path = _write_raw(tmp_path / "c.safetensors", state, {"architecture": "dncnn", "config": wider})
     with pytest.raises(CheckpointError, match=r"do not fit 'dncnn'.*size mismatch"):
-        load_checkpoint(path)
+        load_checkpoint(path, trust=True)
     deeper = {**net.config(), "depth": 6}
     path = _write_raw(
         tmp_path / "d.safetensors", state, {"architecture": "dncnn", "config": deeper}
     )
-    with pytest.raises(CheckpointError, match="Missing key"):
-        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="missing"):
+        load_checkpoint(path, trust=True)
     path = _write_raw(
         tmp_path / "e.safetensors", state, {"architecture": "dncnn", "config": {"x": 1}}
     )
     with pytest.raises(CheckpointError, match="no option 'x'"):
-        load_checkpoint(path)
+        load_checkpoint(path, trust=True)
 
 
 def test_load_prior(tmp_path):
@@ -312,3 +314,98 @@ def test_shipped_backbones_load():
     for name in ckpt.backbone_names():
         _module, meta = ckpt.load_backbone(name)
         assert meta["mode"] == "backbone" and meta["steps"] > 0
+
+
+def _rewrite_header(path: Path, out: Path, edit) -> Path:
+    """Copy checkpoint ``path`` to ``out`` with ``edit(header)`` applied (not re-digested)."""
+    from safetensors import safe_open
+    from safetensors.torch import save as to_bytes
+
+    with safe_open(str(path), framework="pt") as f:
+        header = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    out.write_bytes(to_bytes(tensors, metadata=edit(header)))
+    return out
+
+
+def test_the_digest_covers_metadata_and_cannot_be_dropped(tmp_path):
+    good = save_checkpoint(tmp_path / "good.safetensors", small_net(), META)
+
+    def louder(h):
+        return {**h, "deq_explorer": h["deq_explorer"].replace('"sigma": 0.05', '"sigma": 0.5')}
+
+    edited = _rewrite_header(good, tmp_path / "edited.safetensors", louder)
+    with pytest.raises(CheckpointError, match="do not match the digest"):
+        load_checkpoint(edited)
+    with pytest.raises(CheckpointError, match="do not match the digest"):
+        load_checkpoint(edited, trust=True)  # trust opts out of a *missing* digest only
+    dropped = _rewrite_header(good, tmp_path / "dropped.safetensors",
+                              lambda h: {k: v for k, v in h.items() if k != "digest"})  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"has no digest.*trust=True"):
+        load_checkpoint(dropped)
+    assert load_checkpoint(dropped, trust=True)[1]["sigma"] == 0.05
+
+    def v01(h):
+        return {"deq_explorer": h["deq_explorer"], "sha256": "0" * 64}
+
+    legacy = _rewrite_header(good, tmp_path / "legacy.safetensors", v01)
+    with pytest.raises(CheckpointError, match=r"DEQ Explorer 0\.1.*weights only"):
+        load_checkpoint(legacy)
+
+
+def test_trust_from_the_environment(tmp_path, monkeypatch):
+    good = save_checkpoint(tmp_path / "good.safetensors", small_net(), META)
+    dropped = _rewrite_header(good, tmp_path / "dropped.safetensors",
+                              lambda h: {k: v for k, v in h.items() if k != "digest"})  # fmt: skip
+    monkeypatch.setenv("DEQ_EXPLORER_TRUST_CHECKPOINTS", "1")
+    assert load_checkpoint(dropped)[1]["mode"] == "awgn"
+    assert load_prior(dropped).sigma == 0.05
+    monkeypatch.setenv("DEQ_EXPLORER_TRUST_CHECKPOINTS", "0")
+    with pytest.raises(CheckpointError, match="has no digest"):
+        load_checkpoint(dropped)
+
+
+def test_a_crafted_config_builds_nothing(tmp_path, monkeypatch):
+    """``width: 200000`` would be a 1.4 TB network: refused before any network is built."""
+    built = []
+    monkeypatch.setattr(ckpt, "build_net", lambda *a, **k: built.append(a) or build_net(*a, **k))
+    good = save_checkpoint(tmp_path / "good.safetensors", small_net(), META)
+
+    def crafted(width):
+        def edit(h):
+            record = json.loads(h["deq_explorer"])
+            record["config"]["width"] = width
+            return {"deq_explorer": json.dumps(record)}
+
+        return _rewrite_header(good, tmp_path / f"w{width}.safetensors", edit)
+
+    with pytest.raises(CheckpointError, match=r"width=200000.*bound 4096.*Nothing was built"):
+        load_checkpoint(crafted(200000), trust=True)
+    assert built == []
+    with pytest.raises(CheckpointError, match=r"size mismatch.*Nothing was built"):
+        load_checkpoint(crafted(4000), trust=True)  # in bounds, but not these weights
+    assert len(built) == 1  # the meta-device skeleton only, never the real network
+
+
+def test_a_backbone_is_refused_as_a_prior_with_advice(tmp_path):
+    path = save_checkpoint(tmp_path / "sr.safetensors", SRCNN(scale=2, width=8), {"mode": "x"})
+    with pytest.raises(CheckpointError, match=r"backbone.*not a denoiser.*mcnet-admm"):
+        load_prior(path)
+    with pytest.raises(CheckpointError, match=r"backbone.*mcnet-admm"):
+        register_checkpoint(path, "sr-as-prior", verify=False)
+
+
+def test_shipped_priors_register_from_their_headers(monkeypatch):
+    """Registration reads headers only; a prior's file is verified when it is built."""
+    loads = []
+
+    def counted(*args):
+        loads.append(args)
+        return real(*args)
+
+    real = ckpt._read_safetensors
+    monkeypatch.setattr(ckpt, "_read_safetensors", counted)
+    names = register_shipped()
+    assert "dncnn-awgn" in names and loads == []
+    priors.build("dncnn-awgn")  # building it loads and verifies the file
+    assert len(loads) == 1

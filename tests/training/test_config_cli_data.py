@@ -165,7 +165,7 @@ def test_ddp_two_processes_write_one_checkpoint(image_dir: Path, tmp_path: Path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(p.name for p in out.parent.iterdir()) == ["p.safetensors", "p.state.pt"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["p.best.safetensors", "p.safetensors"]
     _, meta = load_checkpoint(out)
     assert meta["processes"] == 2 and meta["steps"] == 2
     assert meta["data"]["train_images"] == 3  # sharded 2 + 1 over the two processes

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from deq_explorer.priors.checkpoint import load_checkpoint
+from deq_explorer.priors.checkpoint import load_checkpoint, load_state, save_checkpoint
 from deq_explorer.training import (
     CheckpointEvent,
     DoneEvent,
@@ -18,7 +18,6 @@ from deq_explorer.training import (
     StepEvent,
     TrainConfig,
     ValEvent,
-    state_path,
     train,
 )
 from deq_explorer.training.data import ImageData, generator
@@ -93,8 +92,9 @@ def test_mode_lowers_the_loss_on_a_fixed_batch(image_dir: Path, tmp_path: Path, 
     module, meta = load_checkpoint(done.path)
     assert meta["mode"] == config.mode and meta["steps"] == 6 and meta["recipe"]["crop"] == 24
     assert meta["metrics"]["val_psnr"] == vals[-1].psnr
-    state = torch.load(state_path(done.path), weights_only=True)
-    after = fixed_batch_loss(config, module, state["extra"])
+    state = load_state(done.path)  # the state to resume lives in the checkpoint itself
+    extra = {k.removeprefix("extra/"): v for k, v in state.items() if k.startswith("extra/")}
+    after = fixed_batch_loss(config, module, extra)
     assert after < before, (before, after)
 
 
@@ -149,9 +149,11 @@ def test_resume_continues_the_same_trajectory(image_dir: Path, tmp_path: Path) -
 def test_resume_without_state_is_refused(image_dir: Path, tmp_path: Path) -> None:
     config = tiny(image_dir, tmp_path, **MODES["awgn"], steps=1)
     list(train(config))
-    state_path(config.out).unlink()
-    events = list(train(dataclasses.replace(config, resume=config.out)))
-    assert isinstance(events[-1], FailedEvent) and "training state" in events[-1].message
+    module, _ = load_checkpoint(config.out)
+    bare = save_checkpoint(tmp_path / "bare.safetensors", module, {"mode": "awgn", "steps": 1})
+    events = list(train(dataclasses.replace(config, resume=str(bare))))
+    assert isinstance(events[-1], FailedEvent) and "no training state" in events[-1].message
+    assert "--prior" in events[-1].message
 
 
 def test_multitask_abandons_diverging_draws(image_dir: Path, tmp_path: Path) -> None:
@@ -169,8 +171,9 @@ def test_multitask_abandons_diverging_draws(image_dir: Path, tmp_path: Path) -> 
 
 def test_checkpoint_every_and_failures(image_dir: Path, tmp_path: Path) -> None:
     config = tiny(image_dir, tmp_path, **MODES["awgn"], steps=4, checkpoint_every=2)
-    ck = [e.step for e in train(config) if isinstance(e, CheckpointEvent)]
-    assert ck == [2, 4]
+    written = [(Path(e.path).name, e.step) for e in train(config) if isinstance(e, CheckpointEvent)]
+    assert [step for name, step in written if name == "p.safetensors"] == [2, 4]
+    assert {name for name, _ in written} == {"p.safetensors", "p.best.safetensors"}
     bad = tiny(image_dir, tmp_path, **MODES["awgn"], data=str(tmp_path / "nowhere"))
     (ev,) = list(train(bad))
     assert isinstance(ev, FailedEvent) and "nowhere" in ev.message
