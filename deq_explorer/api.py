@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -374,6 +376,71 @@ def _prepare(problem, prior, solver, accel, max_iter, tol, w):
     fp_map = solvers.build(solver, op=problem.op, prior=prior_obj, y=problem.y, w=w)
     accelerator = accelerators.build(accel)
     return fp_map, accelerator, StopRule(max_iter=int(max_iter), tol=float(tol))
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one solve of a problem will take, estimated before it starts.
+
+    Attributes
+    ----------
+    seconds_per_iteration : float
+        One prior evaluation timed on a small tile, scaled by the pixel count
+        (the prior is over 90 % of an iteration; BENCHMARKS.md).
+    bytes : int
+        Memory the solve needs: the network's widest activations and the
+        solver's and accelerator's full-size buffers.
+    available : int or None
+        Memory free on the problem's device now (None where unknown).
+    """
+
+    seconds_per_iteration: float
+    bytes: int
+    available: int | None
+
+    @property
+    def fits(self) -> bool:
+        return self.available is None or self.bytes <= self.available
+
+
+def _available_memory(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return None
+
+
+def estimate_cost(problem: Problem, prior: str | Prior, memory: int = 5, tile: int = 64) -> Cost:
+    """Estimate a solve's time per iteration and memory before running it.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem to solve.
+    prior : str or Prior
+        Its prior (built here once).
+    memory : int
+        Iterates an accelerator keeps (Anderson's ``m``).
+    tile : int
+        Side of the tile the prior is timed on.
+    """
+    prior_obj = build_prior(prior, device=problem.y.device)
+    c, h, w = problem.op.x_shape
+    x = torch.rand((1, c, tile, tile), generator=torch.Generator().manual_seed(0))
+    x = x.to(device=problem.y.device, dtype=problem.x_init().dtype)
+    with torch.no_grad():
+        prior_obj.denoise(x)  # warm-up
+        t0 = time.perf_counter()
+        prior_obj.denoise(x)
+        seconds = (time.perf_counter() - t0) * (h * w) / tile**2
+    module = getattr(prior_obj, "module", None)
+    widths = [m.out_channels for m in module.modules() if isinstance(m, torch.nn.Conv2d)] if (
+        module is not None) else []  # fmt: skip
+    per_pixel = 3 * max(widths, default=8 * c) + c * (2 * memory + 10)  # floats per pixel
+    return Cost(seconds, int(per_pixel * h * w * x.element_size()),
+                _available_memory(problem.y.device))  # fmt: skip
 
 
 # errors a caller may want to catch as "bad input"

@@ -241,14 +241,14 @@ def _public(result: dict[str, Any]) -> dict[str, Any]:
 def _check_out(path: str, no_clobber: bool = False) -> Path:
     """Refuse a bad ``--out`` before any work is done."""
     target = Path(path)
+    if path.endswith(("/", "\\")) or target.is_dir():
+        raise InputError(f"--out {path!r} is a folder; give a file name ending in .npz")
     if no_clobber and target.exists():
         raise InputError(f"--out {path!r} exists and --no-clobber is given; choose another name")
     if target.suffix != ".npz":
         raise InputError(f"--out must end with .npz, got {path!r}")
     if not target.parent.is_dir():
         raise InputError(f"--out folder {str(target.parent)!r} does not exist; create it first")
-    if target.is_dir():
-        raise InputError(f"--out {path!r} is a folder; give a file name ending in .npz")
     return target
 
 
@@ -298,6 +298,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     if args.out:
         _check_out(args.out, args.no_clobber)
     problem = _problem(args)
+    _check_cost(problem, [args.prior], args)
     result = _solve(problem, args.prior, args, progress=sys.stderr.isatty() and not args.json)
     if args.out:
         _save_npz(args.out, problem, result)
@@ -322,8 +323,40 @@ def _reconstruct(args: argparse.Namespace) -> int:
     return code
 
 
+#: images above this many pixels get a time and memory estimate before the solve
+LARGE_PIXELS = 1_000_000
+#: warn when the solve may take longer than this
+WARN_SECONDS = 60.0
+
+
+def _check_cost(problem, priors: list[str], args: argparse.Namespace) -> None:
+    """Warn before a long solve and refuse one that cannot fit in memory."""
+    from deq_explorer import api
+
+    _, h, w = problem.op.x_shape
+    if h * w <= LARGE_PIXELS:
+        return
+    for prior in priors:
+        cost = api.estimate_cost(problem, prior)
+        gib = cost.bytes / 2**30
+        if not cost.fits:
+            raise InputError(
+                f"a {h}x{w} solve with {prior!r} needs about {gib:.1f} GiB but "
+                f"{cost.available / 2**30:.1f} GiB are free; crop or downscale the image"
+            )
+        total = cost.seconds_per_iteration * args.max_iter
+        if total > WARN_SECONDS:
+            print(
+                f"deq-explorer: warning: {h}x{w} pixels with {prior!r}: about "
+                f"{cost.seconds_per_iteration:.1f} s per iteration, up to {total / 60:.0f} min "
+                f"for --max-iter {args.max_iter} (about {gib:.1f} GiB); Ctrl-C stops",
+                file=sys.stderr,
+            )
+
+
 def _compare(args: argparse.Namespace) -> int:
     problem = _problem(args)
+    _check_cost(problem, args.prior, args)
     progress = sys.stderr.isatty() and not args.json
     rows = [_public(_solve(problem, prior, args, progress)) for prior in args.prior]
     if args.json:

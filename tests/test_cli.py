@@ -404,3 +404,50 @@ def test_a_base_install_runs_the_cli_with_the_shipped_priors():
     bare = subprocess.run(run, capture_output=True, text=True, timeout=120)
     assert bare.returncode == 2 and "Traceback" not in bare.stderr
     assert 'pip install "deq-explorer[napari]"' in bare.stderr
+
+
+def test_a_large_solve_is_estimated_and_warned_about(capsys, monkeypatch, images):
+    """Above LARGE_PIXELS the CLI estimates first: warns of a long solve, refuses a huge one."""
+    monkeypatch.setattr(cli, "LARGE_PIXELS", 100)  # the 48×48 test image counts as large
+    cost = api.Cost(seconds_per_iteration=30.0, bytes=2**30, available=2**34)
+    monkeypatch.setattr(api, "estimate_cost", lambda problem, prior: cost)
+    code, _, err = _run(capsys, "reconstruct", images["gray"], "--operator", "denoise", *FAST)
+    assert code == 0
+    assert "warning: 48x48 pixels with 'tv:weight=0.02'" in err and "30.0 s per iteration" in err
+    assert "up to 2 min for --max-iter 5" in err
+    cost = api.Cost(seconds_per_iteration=0.1, bytes=2**36, available=2**34)
+    code, _, err = _run(capsys, "reconstruct", images["gray"], "--operator", "denoise", *FAST)
+    assert code == 2 and "needs about 64.0 GiB but 16.0 GiB are free" in err
+    assert "crop or downscale" in err
+
+
+def test_estimate_cost_measures_the_prior(images):
+    problem = api.simulate(images["gray"], "denoise", noise=0.05)
+    cost = api.estimate_cost(problem, "dncnn-awgn", tile=16)
+    assert 0 < cost.seconds_per_iteration < 60
+    # the network's widest activations dominate: three of them a pixel, and more
+    net = api.build_prior("dncnn-awgn").module
+    width = max(m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert cost.bytes >= 3 * width * 48 * 48 * 4 and cost.fits
+    tv = api.estimate_cost(problem, "tv", tile=16)
+    assert tv.bytes < cost.bytes
+
+
+def test_a_diverged_solve_exits_3_with_its_status(capsys, images):
+    code, out, err = _run(capsys, "reconstruct", images["gray"], "--operator", "deblur",
+                          "--solver", "red-sd:gamma=100", "--prior", "identity", "--accel",
+                          "none", "--max-iter", "50", "--json")  # fmt: skip
+    assert code == 3, err
+    assert json.loads(out)["status"] == "diverged" and "diverged" in err
+
+
+def test_an_existing_checkpoint_path_with_a_colon_is_a_path(tmp_path, images):
+    from deq_explorer.priors.checkpoint import save_checkpoint
+    from deq_explorer.priors.nets import build_net
+
+    net = build_net("dncnn", {"depth": 3, "width": 8})
+    path = save_checkpoint(tmp_path / "ckpt_12:30.safetensors", net, {"sigma": 0.05})
+    prior = api.build_prior(str(path))
+    assert prior.sigma == 0.05
+    problem = api.simulate(images["gray"], "denoise", noise=0.05)
+    assert api.reconstruct(problem, prior=str(path), max_iter=2).iterations == 2

@@ -38,3 +38,17 @@ def test_core_import_pulls_no_qt():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_runs_the_readmes_test_command_in_a_new_venv():
+    """.ci/run reads the command from README.md (no copy to drift) and builds its own venv."""
+    found = _run("bash", ".ci/readme_command.sh", "Test it")
+    assert found.returncode == 0, found.stderr
+    command = found.stdout.strip()
+    assert command.startswith("python -m pip install torch==") and "python -m pytest" in command
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'readme_command.sh "Test it"' in ci and "pytest" not in ci
+    assert "python3 -m venv" in ci and "pip freeze" in ci
+    run = _run("bash", ".ci/readme_command.sh", "Run it")
+    assert run.returncode == 0 and run.stdout.strip().endswith("&& deq-explorer")
+    assert _run("bash", ".ci/readme_command.sh", "No such section").returncode == 1
