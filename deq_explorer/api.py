@@ -443,5 +443,37 @@ def estimate_cost(problem: Problem, prior: str | Prior, memory: int = 5, tile: i
                 _available_memory(problem.y.device))  # fmt: skip
 
 
+#: images above this many pixels get a time and memory estimate before a solve
+LARGE_PIXELS = 1_000_000
+#: :func:`check_cost` warns of a solve that may take longer than this
+WARN_SECONDS = 60.0
+
+
+def check_cost(problem: Problem, prior: str | Prior, max_iter: int) -> str:
+    """Estimate a large solve first: a warning text for a long one, ``""`` otherwise.
+
+    Images up to :data:`LARGE_PIXELS` are not estimated. Raises
+    :class:`ProblemError` when the solve cannot fit in the device's free memory.
+    """
+    _, h, w = problem.op.x_shape
+    if h * w <= LARGE_PIXELS:
+        return ""
+    cost = estimate_cost(problem, prior)
+    gib = cost.bytes / 2**30
+    name = prior if isinstance(prior, str) else prior.name
+    if not cost.fits:
+        raise ProblemError(
+            f"a {h}x{w} solve with {name!r} needs about {gib:.1f} GiB but "
+            f"{cost.available / 2**30:.1f} GiB are free; crop or downscale the image"
+        )
+    total = cost.seconds_per_iteration * max_iter
+    if total <= WARN_SECONDS:
+        return ""
+    return (
+        f"{h}x{w} pixels with {name!r}: about {cost.seconds_per_iteration:.1f} s per iteration, "
+        f"up to {total / 60:.0f} min for {max_iter} iterations (about {gib:.1f} GiB)"
+    )
+
+
 # errors a caller may want to catch as "bad input"
 INPUT_ERRORS = (ProblemError, ImageError, OperatorError, SpecError, ValueError)

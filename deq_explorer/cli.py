@@ -323,35 +323,14 @@ def _reconstruct(args: argparse.Namespace) -> int:
     return code
 
 
-#: images above this many pixels get a time and memory estimate before the solve
-LARGE_PIXELS = 1_000_000
-#: warn when the solve may take longer than this
-WARN_SECONDS = 60.0
-
-
 def _check_cost(problem, priors: list[str], args: argparse.Namespace) -> None:
-    """Warn before a long solve and refuse one that cannot fit in memory."""
+    """Warn before a long solve; a solve that cannot fit in memory is refused (ProblemError)."""
     from deq_explorer import api
 
-    _, h, w = problem.op.x_shape
-    if h * w <= LARGE_PIXELS:
-        return
     for prior in priors:
-        cost = api.estimate_cost(problem, prior)
-        gib = cost.bytes / 2**30
-        if not cost.fits:
-            raise InputError(
-                f"a {h}x{w} solve with {prior!r} needs about {gib:.1f} GiB but "
-                f"{cost.available / 2**30:.1f} GiB are free; crop or downscale the image"
-            )
-        total = cost.seconds_per_iteration * args.max_iter
-        if total > WARN_SECONDS:
-            print(
-                f"deq-explorer: warning: {h}x{w} pixels with {prior!r}: about "
-                f"{cost.seconds_per_iteration:.1f} s per iteration, up to {total / 60:.0f} min "
-                f"for --max-iter {args.max_iter} (about {gib:.1f} GiB); Ctrl-C stops",
-                file=sys.stderr,
-            )
+        warning = api.check_cost(problem, prior, args.max_iter)
+        if warning:
+            print(f"deq-explorer: warning: {warning}; Ctrl-C stops", file=sys.stderr)
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -408,13 +408,13 @@ def test_a_base_install_runs_the_cli_with_the_shipped_priors():
 
 def test_a_large_solve_is_estimated_and_warned_about(capsys, monkeypatch, images):
     """Above LARGE_PIXELS the CLI estimates first: warns of a long solve, refuses a huge one."""
-    monkeypatch.setattr(cli, "LARGE_PIXELS", 100)  # the 48×48 test image counts as large
+    monkeypatch.setattr(api, "LARGE_PIXELS", 100)  # the 48×48 test image counts as large
     cost = api.Cost(seconds_per_iteration=30.0, bytes=2**30, available=2**34)
     monkeypatch.setattr(api, "estimate_cost", lambda problem, prior: cost)
     code, _, err = _run(capsys, "reconstruct", images["gray"], "--operator", "denoise", *FAST)
     assert code == 0
     assert "warning: 48x48 pixels with 'tv:weight=0.02'" in err and "30.0 s per iteration" in err
-    assert "up to 2 min for --max-iter 5" in err
+    assert "up to 2 min for 5 iterations" in err
     cost = api.Cost(seconds_per_iteration=0.1, bytes=2**36, available=2**34)
     code, _, err = _run(capsys, "reconstruct", images["gray"], "--operator", "denoise", *FAST)
     assert code == 2 and "needs about 64.0 GiB but 16.0 GiB are free" in err

@@ -209,7 +209,8 @@ class ComparePanel(QWidget):
                 self._finish(run, last)
         if frames:
             f = frames[-1]
-            self.progress.setValue(f.run * self.configs[0].max_iter + f.k)
+            steps = self.configs[0].max_iter  # a run that ends early fills its share
+            self.progress.setValue(f.run * steps + (f.k if f.status == "running" else steps))
 
     def _show(self, run: int, f: Frame) -> None:
         data, rgb = to_layer_data(f.x)

@@ -12,6 +12,7 @@ from napari.layers import Image
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from deq_explorer import api
 from deq_explorer._napari import _problems
 from deq_explorer._napari._convert import from_layer_data, to_layer_data
 from deq_explorer._napari._jobs import Frame, SolveConfig, solve_job
@@ -208,6 +209,13 @@ class ReconstructPanel(QWidget):
             show_error(f"Run: {exc}")
             return False
         self.config = self.config_from_form()
+        try:
+            warning = api.check_cost(problem, self.config.prior, self.config.max_iter)
+        except ValueError as exc:
+            show_error(f"Run: {exc}")
+            return False
+        if warning:
+            show_warning(f"{warning}. Stop ends it at any time.")
         self.problem, self.frames, self.last = problem, [], None
         self._stack, self._stack_ks = None, []
         self._error_scaled = False
@@ -252,7 +260,9 @@ class ReconstructPanel(QWidget):
         if frames:
             self.last = frames[-1]
             self._show(self.last)
-            self.progress.setValue(min(self.last.k, self.progress.maximum()))
+            done = self.last.status != "running"  # converged early, stopped, diverged: full
+            top = self.progress.maximum()
+            self.progress.setValue(top if done else min(self.last.k, top))
             now = time.perf_counter()
             if now - self._plotted > _PLOT_EVERY_S:
                 self._plotted = now

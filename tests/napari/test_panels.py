@@ -315,3 +315,37 @@ def test_deleted_panels_stop_listening_for_new_priors(viewer, qtbot):
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     events.priors_changed.emit()  # raised "wrapped C/C++ object ... has been deleted" before
     assert "tv" in survivor.prior.choice.choices
+
+
+def test_a_large_solve_is_estimated_before_it_starts(viewer, qtbot, notes, monkeypatch):
+    """As in the CLI: a warning before a long solve, a refusal of one that cannot fit."""
+    from deq_explorer import api
+
+    _, y = small_problem(viewer, operator="denoise")
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.max_iter.value = 3
+    monkeypatch.setattr(api, "LARGE_PIXELS", 100)  # the 64² test image counts as large
+    cost = api.Cost(seconds_per_iteration=30.0, bytes=2**30, available=2**34)
+    monkeypatch.setattr(api, "estimate_cost", lambda problem, prior: cost)
+    panel.max_iter.value = 10
+    assert panel.run()
+    wait_done(qtbot, panel)
+    assert any("30.0 s per iteration" in message for _, message in notes)
+    cost = api.Cost(seconds_per_iteration=0.1, bytes=2**36, available=2**34)
+    assert not panel.run()
+    assert any("needs about 64.0 GiB" in message for _, message in notes)
+
+
+def test_the_progress_bar_is_full_when_a_solve_converges_early(viewer, qtbot):
+    _, y = small_problem(viewer, operator="denoise", noise=0.05)
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.max_iter.value = 100
+    panel.tol.value = 1e-1  # converges within a few iterations
+    assert panel.run()
+    wait_done(qtbot, panel)
+    assert panel.last.status == "converged" and panel.last.k < 100
+    assert panel.progress.value() == panel.progress.maximum() == 100
