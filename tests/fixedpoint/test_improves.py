@@ -1,7 +1,8 @@
 """Every solver with a TV prior improves on the starting image ``op.init(y)``.
 
 64² crop of scikit-image's camera, noise σ = 0.01 on the measured entries, on the
-real operators.
+real operators: by 1 dB, except inpainting, whose start already interpolates the kept
+pixels (29.2 dB here, zero-filling gave 9.2 dB): a lighter TV and 0.3 dB there.
 """
 
 import pytest
@@ -31,10 +32,11 @@ def test_tv_improves_psnr_over_init(camera, operator, solver):
         # discrepancy principle: the consistency ball holds the true image, w = init(y)
         eps = 1.05 * float(op.norm(y - op.A(camera))[0])
         solver = f"mcnet-admm:beta=0.1,eps={eps:.6f}"
-    fp = solvers.build(solver, op=op, prior=priors.build("tv:weight=0.02,iters=20"), y=y)
+    weight, gain = (0.005, 0.3) if operator.startswith("inpaint") else (0.02, 1.0)
+    fp = solvers.build(solver, op=op, prior=priors.build(f"tv:weight={weight},iters=20"), y=y)
     sol = solve(fp, accelerators.build("anderson"), StopRule(max_iter=30, tol=1e-4))
     start = psnr(op.init(y), camera)
-    assert psnr(sol.x, camera) > start + 1.0
+    assert psnr(sol.x, camera) > start + gain
 
 
 @pytest.mark.parametrize(
