@@ -324,6 +324,12 @@ def backbone(problem: Problem, spec: str | Path) -> Tensor:
     return w.clone()
 
 
+#: an iterate this far outside the images' [0, 1] range has diverged: reported as such (the
+#: CLI exits 3), not iterated to the cap (``nesterov:safeguard=0`` on SR ×2 reached −123 dB
+#: and was still "max_iter" under the core's generic 1e10)
+DIVERGE_AT = 1e4
+
+
 def _check_run_options(max_iter: int, tol: float) -> None:
     if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
         raise ProblemError(f"max_iter must be a positive integer, got {max_iter!r}")
@@ -375,7 +381,8 @@ def _prepare(problem, prior, solver, accel, max_iter, tol, w):
         w = _as_image(w, unit_range=False).to(device=device, dtype=problem.x_init().dtype)
     fp_map = solvers.build(solver, op=problem.op, prior=prior_obj, y=problem.y, w=w)
     accelerator = accelerators.build(accel)
-    return fp_map, accelerator, StopRule(max_iter=int(max_iter), tol=float(tol))
+    rule = StopRule(max_iter=int(max_iter), tol=float(tol), diverge_at=DIVERGE_AT)
+    return fp_map, accelerator, rule
 
 
 @dataclass(frozen=True)

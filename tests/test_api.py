@@ -361,3 +361,12 @@ def test_backbone_output_feeds_mcnet(crop48, tmp_path):
         api.backbone(api.simulate(crop48, "sr-bicubic:scale=3", noise=0.0), path)
     with pytest.raises(ValueError, match="no backbone"):
         api.backbone(problem, tmp_path / "missing.safetensors")
+
+
+def test_a_solve_running_away_is_reported_diverged_not_at_the_cap(crop48):
+    """Growth 1.6× an iteration from noise level: past 1e4 in ~35 iterations, 1e10 in ~65."""
+    problem = api.simulate(crop48, "deblur:sigma=1.6", noise=0.01)
+    solution = api.reconstruct(problem, prior="identity", solver="red-sd:gamma=2.6",
+                               accel="none", max_iter=55, tol=0)  # fmt: skip
+    assert solution.status.value == "diverged" and solution.iterations < 55
+    assert api.DIVERGE_AT == 1e4
