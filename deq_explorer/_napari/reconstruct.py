@@ -219,7 +219,11 @@ class ReconstructPanel(QWidget):
         self.problem, self.frames, self.last = problem, [], None
         self._stack, self._stack_ks = None, []
         self._error_scaled = False
-        self._run_meta = {"measurement": layer.name, "started": time.time()}
+        # what was solved, kept now: the layer may be renamed or deleted while the solve runs
+        recipe = {k: v for k, v in (_problems.recipe_of(layer) or {}).items() if k != "role"}
+        self._run_meta = {"measurement": layer.name, "problem": recipe, "started": time.time()}
+        if STACK in self.viewer.layers:  # the last run's iterates would cover this run's result
+            self.viewer.layers.remove(STACK)
         self.plot.set_xmax(self.config.max_iter)
         self.plot.clear()
         self.progress.setRange(0, self.config.max_iter)
@@ -361,11 +365,7 @@ class ReconstructPanel(QWidget):
         self.result.metadata[_problems.KEY] = {
             "role": "reconstruction",
             "config": self.config.as_dict(),
-            "problem": {
-                k: v
-                for k, v in (_problems.recipe_of(self._measurement_layer()) or {}).items()
-                if k != "role"
-            },
+            "problem": self._run_meta["problem"],
             "measurement": self._run_meta["measurement"],
             "status": f.status,
             "metrics": metrics,
@@ -380,10 +380,6 @@ class ReconstructPanel(QWidget):
                 f"The iteration diverged at k = {f.k}; the last finite iterate is kept. "
                 "Try a smaller step size, a stronger prior or an accelerator off."
             )
-
-    def _measurement_layer(self) -> Any:
-        name = self._run_meta.get("measurement")
-        return self.viewer.layers[name] if name in self.viewer.layers else None
 
     def _add_stack(self) -> None:
         data, rgb = to_layer_data(self._stack[: len(self._stack_ks)])

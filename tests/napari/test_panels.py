@@ -349,3 +349,41 @@ def test_the_progress_bar_is_full_when_a_solve_converges_early(viewer, qtbot):
     wait_done(qtbot, panel)
     assert panel.last.status == "converged" and panel.last.k < 100
     assert panel.progress.value() == panel.progress.maximum() == 100
+
+
+def test_a_new_run_is_not_hidden_under_the_last_runs_iterates(viewer, qtbot):
+    _, y = small_problem(viewer, operator="denoise", noise=0.05)
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.max_iter.value = 4
+    panel.tol.value = 0.0
+    panel.record.value = True
+    assert panel.run()
+    wait_done(qtbot, panel)
+    assert STACK in viewer.layers
+    panel.record.value = False
+    panel.prior.choice.value = "identity"  # another result: the input itself
+    assert panel.run()
+    wait_done(qtbot, panel)
+    assert STACK not in viewer.layers  # the stale stack no longer covers the new result
+    shown = viewer.layers[RESULT]
+    assert shown.visible and np.allclose(shown.data, np.asarray(panel.last.x).squeeze())
+
+
+def test_deleting_the_measurement_mid_run_keeps_the_run_whole(viewer, qtbot, notes):
+    _, y = small_problem(viewer, operator="mri:rate=0.3")
+    recipe = dict(_problems.recipe_of(y))
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.max_iter.value = 60
+    panel.tol.value = 0.0
+    assert panel.run()
+    qtbot.waitUntil(lambda: panel.last is not None, timeout=30_000)
+    viewer.layers.remove(y)
+    wait_done(qtbot, panel)
+    meta = viewer.layers[RESULT].metadata[_problems.KEY]
+    assert meta["problem"]["operator"] == recipe["operator"] == "mri:rate=0.3"
+    assert meta["status"] == "max_iter" and "after 60 iterations" in panel.status.text()
+    assert not [m for severity, m in notes if "error" in severity.lower()]
