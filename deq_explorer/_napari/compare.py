@@ -59,12 +59,37 @@ def _fmt(value: Any, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
+def save_view(viewer: Any) -> dict[str, Any]:
+    """What a comparison changes in ``viewer``: grid mode and each layer's visibility."""
+    return {
+        "grid": bool(viewer.canvas.grid.enabled),
+        "visible": {id(layer): layer.visible for layer in viewer.layers},
+    }
+
+
+def restore_view(viewer: Any, saved: dict[str, Any], hide: list[Any]) -> None:
+    """Undo :func:`save_view`'s changes: grid mode back, the layers of then shown as then.
+
+    ``hide`` (the comparison's results) are hidden, not removed: they stay in the list.
+    """
+    viewer.canvas.grid.enabled = saved["grid"]
+    hidden = {id(layer) for layer in hide}
+    for layer in viewer.layers:
+        if id(layer) in hidden:
+            layer.visible = False
+        elif id(layer) in saved["visible"]:
+            layer.visible = saved["visible"][id(layer)]
+
+
 class ComparePanel(QWidget):
     """Tick priors (and add specs); Run solves each on the same measurement.
 
     Results appear as layers in napari's grid mode, named with the prior and
     its PSNR/SSIM; the curves of all runs share one plot; the metrics table
-    can be copied (tab-separated) or saved as CSV.
+    can be copied (tab-separated) or saved as CSV. The viewer's arrangement
+    before the comparison (grid mode, which layers were visible) is kept and
+    put back by "Restore view" (:meth:`restore_view`), and by the
+    Reconstruct panel when it runs next.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -88,6 +113,8 @@ class ComparePanel(QWidget):
         self.prior_list.setMaximumHeight(120)
         self.run_button, self.stop_button = QPushButton("Run comparison"), QPushButton("Stop")
         self.copy_button, self.save_button = QPushButton("Copy table"), QPushButton("Save CSV…")
+        self.restore_button = QPushButton("Restore view")
+        self.restore_button.setToolTip("grid mode off and the layers shown before the comparison")
         self.progress = ProgressBar()
         self.status = QLabel("tick two or more priors")
         self.plot = CurvePlot(CURVES, theme=self.viewer.theme)
@@ -108,6 +135,7 @@ class ComparePanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.copy_button)
         row.addWidget(self.save_button)
+        row.addWidget(self.restore_button)
         layout.addLayout(row)
 
         self.runner = Runner(self, self._on_frames, self._on_done)
@@ -118,6 +146,8 @@ class ComparePanel(QWidget):
         self.stop_button.clicked.connect(self.runner.stop)
         self.copy_button.clicked.connect(self.copy_table)
         self.save_button.clicked.connect(lambda: self.save_csv())
+        self.restore_button.clicked.connect(self.restore_view)
+        self._saved_view: dict[str, Any] | None = None
         self.viewer.events.theme.connect(lambda e: self.plot.apply_theme(self.viewer.theme))
         on_priors_changed(self, self.refresh_priors)
         self.refresh_priors()
@@ -187,6 +217,8 @@ class ComparePanel(QWidget):
         self.progress.setRange(0, len(self.configs) * self.configs[0].max_iter)
         self.progress.setValue(0)
         self.status.setText(f"comparing {len(specs)} priors …")
+        if self._saved_view is None:  # a second comparison keeps the first one's "before"
+            self._saved_view = save_view(self.viewer)
         for other in self.viewer.layers:
             other.visible = False
         self._set_running(True)
@@ -266,11 +298,23 @@ class ComparePanel(QWidget):
 
     def _on_done(self) -> None:
         self._set_running(False)
-        done = sum(1 for fs in self.frames.values() if fs and fs[-1].status != "running")
-        self.status.setText(f"{done} of {len(self.configs)} runs finished")
+        ends = [fs[-1].status for fs in self.frames.values() if fs]
+        done = sum(1 for status in ends if status not in ("running", "stopped"))
+        total = len(self.configs)
         self.viewer.reset_view()
-        if done:
+        if done == total:
+            self.status.setText(f"all {total} runs finished · Restore view puts the viewer back")
             show_info(f"Comparison finished: {done} runs (see the table).")
+        else:
+            self.status.setText(f"stopped: {done} of {total} runs finished")
+
+    def restore_view(self, *_: Any) -> bool:
+        """Put back the viewer as it was before the comparison; returns whether there was one."""
+        if self._saved_view is None:
+            return False
+        restore_view(self.viewer, self._saved_view, list(self.layers.values()))
+        self._saved_view = None
+        return True
 
     # -- table export ------------------------------------------------------------------------
     def table_rows(self) -> list[list[str]]:

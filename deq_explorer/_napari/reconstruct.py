@@ -224,6 +224,11 @@ class ReconstructPanel(QWidget):
         self._run_meta = {"measurement": layer.name, "problem": recipe, "started": time.time()}
         if STACK in self.viewer.layers:  # the last run's iterates would cover this run's result
             self.viewer.layers.remove(STACK)
+        if self.viewer.canvas.grid.enabled:  # a comparison's grid would scatter the result
+            self.viewer.canvas.grid.enabled = False
+        for name in (RESULT, CHANGE, ERROR):  # hidden by a comparison, shown again
+            if name in self.viewer.layers:
+                self.viewer.layers[name].visible = True
         self.plot.set_xmax(self.config.max_iter)
         self.plot.clear()
         self.progress.setRange(0, self.config.max_iter)

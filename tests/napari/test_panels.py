@@ -387,3 +387,48 @@ def test_deleting_the_measurement_mid_run_keeps_the_run_whole(viewer, qtbot, not
     assert meta["problem"]["operator"] == recipe["operator"] == "mri:rate=0.3"
     assert meta["status"] == "max_iter" and "after 60 iterations" in panel.status.text()
     assert not [m for severity, m in notes if "error" in severity.lower()]
+
+
+def test_compare_gives_the_viewer_back(viewer, qtbot):
+    """Restore view (and the next Reconstruct run) undo grid mode and the hidden layers."""
+    _, y = small_problem(viewer, operator="denoise", noise=0.05)
+    before = {layer.name: layer.visible for layer in viewer.layers}
+    compare = dock(viewer, "Compare")
+    compare.reset_choices()
+    compare.measurement.value = y
+    compare.set_ticked(["identity", "tv"])
+    compare.max_iter.value = 3
+    assert compare.run()
+    wait_done(qtbot, compare)
+    assert viewer.canvas.grid.enabled and not any(before_layer.visible for before_layer in
+                                                  (viewer.layers[n] for n in before))  # fmt: skip
+    assert "all 2 runs finished" in compare.status.text()
+    assert compare.restore_view()
+    assert not viewer.canvas.grid.enabled
+    assert {n: viewer.layers[n].visible for n in before} == before
+    assert not any(layer.visible for layer in compare.layers.values())  # kept, hidden
+    # compare again, then reconstruct: its result is not scattered over grid cells
+    assert compare.run()
+    wait_done(qtbot, compare)
+    rec = dock(viewer, "Reconstruct")
+    rec.reset_choices()
+    rec.measurement.value = y
+    rec.max_iter.value = 3
+    assert rec.run()
+    wait_done(qtbot, rec)
+    assert not viewer.canvas.grid.enabled and viewer.layers[RESULT].visible
+
+
+def test_a_stopped_comparison_says_so(viewer, qtbot):
+    _, y = small_problem(viewer)
+    compare = dock(viewer, "Compare")
+    compare.reset_choices()
+    compare.measurement.value = y
+    compare.set_ticked(["identity", "tv"])
+    compare.max_iter.value = 2000
+    compare.tol.value = 0.0
+    assert compare.run()
+    qtbot.waitUntil(lambda: bool(compare.frames), timeout=30_000)
+    compare.runner.stop()
+    wait_done(qtbot, compare)
+    assert compare.status.text().startswith("stopped: ")
