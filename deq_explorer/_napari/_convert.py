@@ -29,11 +29,15 @@ def to_layer_data(x: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.moveaxis(x, -3, -1), True
 
 
-def from_layer_data(data: object, rgb: bool, name: str = "layer") -> np.ndarray:
+def from_layer_data(
+    data: object, rgb: bool, name: str = "layer", *, unit_range: bool = True
+) -> np.ndarray:
     """A 2-D gray or RGB layer's data -> ``(C, H, W)`` float32 in [0, 1].
 
     Integer data is scaled by its type's range; float data must already lie in
-    [0, 1] (up to rounding) and be finite.
+    [0, 1] (up to rounding) and be finite. With ``unit_range=False`` float data
+    of any finite range is taken as it is (a backbone's output, an ``init(y)``
+    that overshoots), not clipped.
 
     Raises
     ------
@@ -63,6 +67,8 @@ def from_layer_data(data: object, rgb: bool, name: str = "layer") -> np.ndarray:
     arr = arr.astype(np.float32)
     if not np.isfinite(arr).all():
         raise LayerError(f"layer {name!r} contains NaN or Inf pixels")
+    if not unit_range:
+        return np.ascontiguousarray(arr)
     if arr.min() < -1e-3 or arr.max() > 1 + 1e-3:
         raise LayerError(
             f"layer {name!r} has values in [{arr.min():.3g}, {arr.max():.3g}]; "

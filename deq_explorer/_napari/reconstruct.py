@@ -133,6 +133,7 @@ class ReconstructPanel(QWidget):
         self.viewer.dims.events.current_step.connect(self._follow_slider)
         self.viewer.events.theme.connect(lambda e: self.plot.apply_theme(self.viewer.theme))
         on_priors_changed(self, self.prior.refresh)
+        self.prior.choice.changed.connect(self._prefill_beta)
         self._solver_changed(self.solver.choice.value)
         self._set_running(False)
         self._update_budget()
@@ -145,6 +146,18 @@ class ReconstructPanel(QWidget):
 
     def _solver_changed(self, name: str | None) -> None:
         self.w_layer.visible = name == "mcnet-admm"
+        self._prefill_beta()
+
+    def _prefill_beta(self, *_: Any) -> None:
+        """MCNet with a prior trained with its layer: that prior's learned β in the options."""
+        prior = self.prior.choice.value
+        if self.solver.choice.value != "mcnet-admm" or prior not in priors:
+            return
+        beta = priors.entry(prior).metadata.get("beta")
+        if isinstance(beta, (int, float)) and not isinstance(beta, bool):
+            options = [o for o in self.solver.params.value.split(",") if o.strip()]
+            options = [o for o in options if not o.strip().startswith("beta=")]
+            self.solver.params.value = ",".join([*options, f"beta={beta:.6g}"])
 
     def stack_capacity(self, shape: tuple[int, ...]) -> int:
         """How many iterates of ``(C, H, W)`` float32 the stack keeps."""
@@ -207,6 +220,7 @@ class ReconstructPanel(QWidget):
             w = self._backbone(problem)
         except ValueError as exc:
             show_error(f"Run: {exc}")
+            self.status.setText(f"not started: {exc}")  # not the last run's text
             return False
         self.config = self.config_from_form()
         try:
@@ -242,7 +256,7 @@ class ReconstructPanel(QWidget):
         layer = self.w_layer.value
         if self.solver.choice.value != "mcnet-admm" or layer is None:
             return None
-        w = from_layer_data(layer.data, layer.rgb, layer.name)
+        w = from_layer_data(layer.data, layer.rgb, layer.name, unit_range=False)
         if w.shape != tuple(problem.op.x_shape):
             raise ValueError(
                 f"backbone layer {layer.name!r} is {w.shape}; the problem's images are "

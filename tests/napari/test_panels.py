@@ -432,3 +432,26 @@ def test_a_stopped_comparison_says_so(viewer, qtbot):
     compare.runner.stop()
     wait_done(qtbot, compare)
     assert compare.status.text().startswith("stopped: ")
+
+
+def test_the_mcnet_sample_runs_as_documented(viewer, qtbot):
+    """Backbone layer (values outside [0, 1]) or init(y) as w, with the learned β filled in."""
+    from deq_explorer.registry import priors as prior_registry
+
+    viewer.open_sample(PLUGIN, "mcnet_sr2_problem")
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    y = next(layer for layer in viewer.layers if _problems.is_measurement(layer))
+    panel.measurement.value = y
+    panel.prior.choice.value = "mcnet-sr2"
+    panel.solver.choice.value = "mcnet-admm"
+    beta = prior_registry.entry("mcnet-sr2").metadata["beta"]
+    assert f"beta={beta:.6g}" in panel.solver.params.value
+    backbone = next(layer for layer in viewer.layers if layer.name.startswith("w · "))
+    backbone.data = backbone.data * 1.1 - 0.05  # a backbone's output may leave [0, 1]
+    panel.max_iter.value = 3
+    for w in (backbone, viewer.layers["init(y)"]):
+        panel.w_layer.value = w
+        assert panel.run(), panel.status.text()
+        wait_done(qtbot, panel)
+        assert panel.last is not None and panel.last.k == 3
