@@ -95,7 +95,7 @@ class Runner(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self._flush)
-        owner.installEventFilter(self)
+        self._watch()
         # closing the viewer deletes the panel: stop the job, touching no Qt object of ours
         owner.destroyed.connect(lambda *_: self.shutdown(deleted=True))
 
@@ -127,6 +127,7 @@ class Runner(QObject):
         worker.yielded.connect(self._receive)
         worker.finished.connect(self._finished)
         self._worker = worker
+        self._watch()  # the panel may have been docked (inside tabs, a scroll area) since
         worker.start()
         return True
 
@@ -180,7 +181,30 @@ class Runner(QObject):
         self._worker = None
         self._on_done()
 
+    def _chain(self) -> list[QObject]:
+        """The owner (this runner's Qt parent) and every object above it, innermost first."""
+        chain: list[QObject] = []
+        node = self.parent()
+        while node is not None:
+            chain.append(node)
+            node = node.parent()
+        return chain
+
+    def _watch(self) -> None:
+        """Watch the owner and every widget above it (napari removes the *outer* widget).
+
+        A panel inside the tabbed Explorer is never re-parented itself when its dock is
+        removed: the Explorer is. Any of them losing its parent stops the job. (Installing
+        a filter twice keeps one; no reference to the chain is kept, so nothing here holds
+        the viewer alive.)
+        """
+        for node in self._chain():
+            node.installEventFilter(self)
+
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ParentChange and obj.parent() is None:
-            self.shutdown()  # the dock was removed
+        if event.type() == QEvent.Type.ParentChange and any(obj is n for n in self._chain()):
+            if obj.parent() is None:
+                self.shutdown()  # the dock (or a widget holding the panel) was removed
+            else:
+                self._watch()
         return False
