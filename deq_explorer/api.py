@@ -29,11 +29,16 @@ from deq_explorer.priors.base import Prior
 from deq_explorer.registry import SpecError, accelerators, operators, parse_spec, priors, solvers
 
 __all__ = [
+    "DIVERGE_AT",
+    "Cost",
     "Problem",
     "ProblemError",
     "backbone",
     "build_prior",
+    "check_cost",
+    "estimate_cost",
     "from_measurement",
+    "problem_defaults",
     "reconstruct",
     "resolve_device",
     "run",
@@ -256,6 +261,7 @@ def from_measurement(
     y: np.ndarray | Tensor,
     operator: str,
     *,
+    noise: float = 0.0,
     device: str = "auto",
     dtype: torch.dtype = torch.float32,
 ) -> Problem:
@@ -264,7 +270,11 @@ def from_measurement(
     ``y`` has the operator's measurement shape ``(C, h, w)`` (or ``(h, w)``);
     the image shape is ``y``'s times the SR factor for ``sr``/``sr-bicubic``.
     MRI measurements are complex k-space arrays in the orthonormal-FFT layout.
+    ``noise`` is the data's AWGN level where known (0: unknown); priors derive
+    their defaults from it (:func:`problem_defaults`).
     """
+    if not (isinstance(noise, numbers.Real) and math.isfinite(noise) and noise >= 0):
+        raise ProblemError(f"noise must be >= 0 (the AWGN sigma on the [0, 1] scale), got {noise}")
     dev = resolve_device(device)
     t = torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y)
     if t.ndim == 2:
@@ -283,7 +293,7 @@ def from_measurement(
         )
     complex_dtype = torch.complex64 if dtype == torch.float32 else torch.complex128
     y_t = t.to(device=dev, dtype=complex_dtype if t.is_complex() else dtype)[None]
-    return Problem(y_t, op, None, None, operator, operator)
+    return Problem(y_t, op, None, None, operator, operator, float(noise))
 
 
 def build_prior(spec: str | Prior, device: str | torch.device | None = None) -> Prior:
@@ -373,10 +383,38 @@ def reconstruct(
     return solve(fp_map, accelerator, rule, reference=problem.x_true, stop=stop)
 
 
+def problem_defaults(spec: str | Prior, problem: Problem) -> str | Prior:
+    """``spec`` with the options its prior derives from ``problem`` where the spec leaves them out.
+
+    A prior's registry entry may carry ``metadata["problem_defaults"]``, a function of
+    the noise level and whether the problem is denoising that returns option values
+    (TV: its weight, :func:`~deq_explorer.priors.classical.tv_problem_defaults`).
+    Options the spec gives are kept; a :class:`Prior` object or a checkpoint path is
+    returned as it is.
+    """
+    if not isinstance(spec, str):
+        return spec
+    try:
+        name, given = parse_spec(spec)
+    except SpecError:
+        return spec  # build_prior reports it
+    if name not in priors:
+        return spec
+    rule = priors.entry(name).metadata.get("problem_defaults")
+    if rule is None:
+        return spec
+    denoising = parse_spec(problem.solve_operator)[0] == "denoise"
+    derived = {k: v for k, v in rule(problem.noise, denoising).items() if k not in given}
+    if not derived:
+        return spec
+    extra = ",".join(f"{k}={v:.6g}" for k, v in derived.items())
+    return f"{spec},{extra}" if given else f"{name}:{extra}"
+
+
 def _prepare(problem, prior, solver, accel, max_iter, tol, w):
     _check_run_options(max_iter, tol)
     device = problem.y.device
-    prior_obj = build_prior(prior, device=device)
+    prior_obj = build_prior(problem_defaults(prior, problem), device=device)
     if w is not None:
         w = _as_image(w, unit_range=False).to(device=device, dtype=problem.x_init().dtype)
     fp_map = solvers.build(solver, op=problem.op, prior=prior_obj, y=problem.y, w=w)

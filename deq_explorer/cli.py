@@ -216,7 +216,7 @@ def _solve(problem, prior: str, args: argparse.Namespace, progress: bool) -> dic
     x = last.x
     ref = problem.x_true
     return {
-        "prior": prior,
+        "prior": api.problem_defaults(prior, problem),  # as solved: derived options shown
         "solver": args.solver,
         "accel": args.accel,
         "status": last.status.value,

@@ -133,7 +133,7 @@ def test_from_measurement_sr(crop48):
     simulated = api.simulate(crop48, "sr:scale=2", noise=0.01)
     y = simulated.y[0].numpy()
     assert y.shape == (1, 24, 24)
-    problem = api.from_measurement(y, "sr:scale=2")
+    problem = api.from_measurement(y, "sr:scale=2", noise=0.01)  # the data's noise, known
     assert problem.op.x_shape == (1, 48, 48) and problem.x_true is None
     assert problem.sim_op is None and not problem.mismatched
     its = list(api.run(problem, max_iter=3))
@@ -370,3 +370,22 @@ def test_a_solve_running_away_is_reported_diverged_not_at_the_cap(crop48):
                                accel="none", max_iter=55, tol=0)  # fmt: skip
     assert solution.status.value == "diverged" and solution.iterations < 55
     assert api.DIVERGE_AT == 1e4
+
+
+def test_tv_weight_follows_the_noise_unless_given(crop48):
+    from deq_explorer.priors.classical import tv_problem_defaults
+
+    assert tv_problem_defaults(0.05, denoising=True) == {"weight": pytest.approx(0.04)}
+    assert tv_problem_defaults(0.0, denoising=True) == {"weight": 1e-3}
+    assert tv_problem_defaults(0.03, denoising=False) == {"weight": pytest.approx(0.014)}
+    sr = api.simulate(crop48, "sr:scale=2", noise=0.01)
+    assert api.problem_defaults("tv", sr) == "tv:weight=0.006"
+    assert api.problem_defaults("tv:iters=20", sr) == "tv:iters=20,weight=0.006"
+    assert api.problem_defaults("tv:weight=0.1", sr) == "tv:weight=0.1"  # the user's wins
+    assert api.problem_defaults("identity", sr) == "identity"
+    denoise = api.simulate(crop48, "denoise", noise=0.05)
+    assert api.problem_defaults("tv", denoise) == "tv:weight=0.04"
+    # and the solve uses it: the derived weight beats the fixed 0.05 on SR with little noise
+    derived = api.reconstruct(sr, prior="tv", max_iter=60)
+    fixed = api.reconstruct(sr, prior="tv:weight=0.05", max_iter=60)
+    assert derived.history["psnr"][-1] > fixed.history["psnr"][-1] + 1.0

@@ -202,7 +202,22 @@ def identity() -> IdentityPrior:
     return IdentityPrior()
 
 
-@priors.register("tv")
+def tv_problem_defaults(noise: float, denoising: bool) -> dict[str, float]:
+    """The TV weight for a problem with AWGN level ``noise`` (when the spec gives none).
+
+    Denoising: ``0.8σ`` (at least 1e-3); any other operator: ``0.4σ + 0.002``, the
+    floor regularising what the operator does not measure even without noise. Measured
+    against the best of a 7-point weight grid over 5 operators × 4 noise levels × 3
+    photos (PnP-PGM, Anderson, 100 iterations, 128²): within 1 dB in 56 of 57 cases,
+    0.14 dB below on average, where the fixed 0.05 was up to 5 dB below
+    (BENCHMARKS.md "TV weight by default").
+    """
+    sigma = max(float(noise), 0.0)
+    return {"weight": max(0.8 * sigma, 1e-3) if denoising else 0.4 * sigma + 0.002}
+
+
+@priors.register("tv", metadata={"problem_defaults": tv_problem_defaults})
 def total_variation(*, weight: float = 0.05, iters: int = 50) -> TVPrior:
-    """Isotropic total variation, prox by FGP (weight, iters)."""
+    """Isotropic total variation, prox by FGP (weight, iters; a solve derives weight from
+    its problem's noise when the spec leaves it out)."""
     return TVPrior(weight=weight, iters=iters)
