@@ -45,12 +45,19 @@ def on_priors_changed(native: Any, slot: Callable[..., Any]) -> None:
 
 
 def options_text(registry: Registry[Any], name: str) -> str:
-    """Default options of entry ``name`` as ``key=value,...`` (empty if none)."""
+    """Default options of entry ``name`` as ``key=value,...`` (empty if none).
+
+    Options the entry derives from the problem (``metadata["problem_defaults"]``, e.g. TV's
+    weight from the noise level) are left out, so that a solve derives them as the CLI does;
+    typing ``weight=…`` in the field still sets one.
+    """
     try:
-        options = registry.entry(name).options()
+        entry = registry.entry(name)
     except ValueError:
         return ""
-    return ",".join(f"{k}={v}" for k, v in options.items())
+    rule = entry.metadata.get("problem_defaults")
+    derived = set(rule(0.0, False)) if callable(rule) else set()
+    return ",".join(f"{k}={v}" for k, v in entry.options().items() if k not in derived)
 
 
 class SpecPicker(Container):

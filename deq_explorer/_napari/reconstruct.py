@@ -373,6 +373,9 @@ class ReconstructPanel(QWidget):
             return
         history = history_of(self.frames)
         self.plot.set_series("run", history)
+        # as solved: with the options the prior derived from the problem (TV's weight)
+        config = self.config.as_dict()
+        config["prior"] = api.problem_defaults(self.config.prior, self.problem)
         metrics = {
             "psnr": f.psnr,
             "ssim": f.ssim,
@@ -383,7 +386,7 @@ class ReconstructPanel(QWidget):
         }
         self.result.metadata[_problems.KEY] = {
             "role": "reconstruction",
-            "config": self.config.as_dict(),
+            "config": config,
             "problem": self._run_meta["problem"],
             "measurement": self._run_meta["measurement"],
             "status": f.status,

@@ -154,7 +154,8 @@ def test_simulate_then_reconstruct_to_the_end(viewer, qtbot):
     meta = result.metadata[_problems.KEY]
     assert meta["status"] == "max_iter" and meta["metrics"]["iterations"] == 12
     assert (
-        meta["config"]["prior"].startswith("tv") and meta["problem"]["operator"] == "mri:rate=0.3"
+        meta["config"]["prior"] == "tv:iters=50,weight=0.006"  # the weight from the noise (0.01)
+        and meta["problem"]["operator"] == "mri:rate=0.3"
     )
     history = meta["history"]
     assert history["k"] == list(range(1, 13))

@@ -32,3 +32,17 @@ def test_progress_bar_repaints_later_not_at_once(qtbot):
     assert bar.value() == 40 and paints.count == 0
     qtbot.waitUntil(lambda: paints.count > 0, timeout=2000)  # with the next window update
     assert bar.updatesEnabled()
+
+
+def test_tv_in_the_gui_gets_its_weight_from_the_noise(make_napari_viewer, qtbot):
+    """The option field leaves out what a solve derives; the solve then derives it."""
+    from deq_explorer._napari._widgets import SpecPicker
+    from deq_explorer.registry import priors
+
+    picker = SpecPicker("prior", priors, "tv")
+    assert "weight" not in picker.params.value and "iters=50" in picker.params.value
+    picker.params.value = "weight=0.1,iters=50"
+    assert picker.spec == "tv:weight=0.1,iters=50"  # typed by the user: kept
+    picker.choice.value = "identity"
+    picker.choice.value = "tv"
+    assert picker.spec == "tv:iters=50"
