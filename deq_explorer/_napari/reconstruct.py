@@ -33,6 +33,13 @@ CURVES = (
     Axis(key="consistency", label="‖Ax−y‖/‖y‖", log=True),
 )
 RESULT, CHANGE, ERROR, STACK = "reconstruction", "|x_k − x_k−1|", "|x_k − x*|", "iterates"
+#: how the status line says each way a solve ends
+STATUS_WORDS = {
+    "converged": "converged",
+    "max_iter": "stopped at the iteration cap",
+    "diverged": "diverged",
+    "stopped": "stopped by you",
+}
 _PLOT_EVERY_S = 0.5  # redraw the curves at most twice a second while running
 _MAPS_EVERY_S = 0.5  # and the change/error maps (the result layer follows every batch)
 _GAP = 8  # pixels between the result, change and error layers
@@ -396,7 +403,8 @@ class ReconstructPanel(QWidget):
         if self._stack_ks:
             self._add_stack()
         psnr = "" if f.psnr is None else f", PSNR {f.psnr:.2f} dB, SSIM {f.ssim:.3f}"
-        self.status.setText(f"{f.status} after {f.k} iterations ({f.seconds:.2f} s){psnr}")
+        said = STATUS_WORDS.get(f.status, f.status)
+        self.status.setText(f"{said} after {f.k} iterations ({f.seconds:.2f} s){psnr}")
         if f.status == "diverged":
             show_warning(
                 f"The iteration diverged at k = {f.k}; the last finite iterate is kept. "
