@@ -125,6 +125,25 @@ def image_layers(viewer: Any, where: Callable[[Layer], bool] | None = None) -> l
     ]
 
 
+class FollowNewest:
+    """Keeps a layer combo box on the newest layer of its kind once one is added.
+
+    Call it after the combo's choices are refreshed: when a layer appeared that was not
+    there at the last call (a measurement just simulated), the combo selects it.
+    """
+
+    def __init__(self, combo: Any) -> None:
+        self.combo = combo
+        self.seen: set[int] = {id(layer) for layer in combo.choices if layer is not None}
+
+    def __call__(self) -> None:
+        layers = [layer for layer in self.combo.choices if layer is not None]
+        new = [layer for layer in layers if id(layer) not in self.seen]
+        self.seen = {id(layer) for layer in layers}
+        if new:
+            self.combo.value = new[-1]
+
+
 def layer_by_name(viewer: Any, name: str) -> Layer | None:
     return viewer.layers[name] if name in viewer.layers else None
 

@@ -29,7 +29,13 @@ from deq_explorer._napari._convert import to_layer_data
 from deq_explorer._napari._jobs import Frame, SolveConfig, compare_job
 from deq_explorer._napari._plot import Axis, CurvePlot
 from deq_explorer._napari._runner import Failed, Runner
-from deq_explorer._napari._widgets import ProgressBar, SpecPicker, image_layers, on_priors_changed
+from deq_explorer._napari._widgets import (
+    FollowNewest,
+    ProgressBar,
+    SpecPicker,
+    image_layers,
+    on_priors_changed,
+)
 from deq_explorer._napari.reconstruct import history_of
 from deq_explorer.registry import accelerators, priors, solvers
 
@@ -99,6 +105,7 @@ class ComparePanel(QWidget):
             label="measurement",
             choices=lambda _: image_layers(self.viewer, _problems.is_measurement),
         )
+        self._follow = FollowNewest(self.measurement)
         self.extra = LineEdit(
             label="more priors", tooltip="specs separated by ';', e.g. tv:weight=0.1"
         )
@@ -176,6 +183,7 @@ class ComparePanel(QWidget):
 
     def reset_choices(self, *_: Any) -> None:
         self.form.reset_choices()
+        self._follow()  # a measurement just simulated becomes the one to compare on
 
     def _set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)

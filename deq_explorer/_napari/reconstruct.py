@@ -18,7 +18,13 @@ from deq_explorer._napari._convert import from_layer_data, to_layer_data
 from deq_explorer._napari._jobs import Frame, SolveConfig, solve_job
 from deq_explorer._napari._plot import Axis, CurvePlot
 from deq_explorer._napari._runner import Failed, Runner
-from deq_explorer._napari._widgets import ProgressBar, SpecPicker, image_layers, on_priors_changed
+from deq_explorer._napari._widgets import (
+    FollowNewest,
+    ProgressBar,
+    SpecPicker,
+    image_layers,
+    on_priors_changed,
+)
 from deq_explorer.registry import accelerators, priors, solvers
 
 if TYPE_CHECKING:
@@ -72,6 +78,7 @@ class ReconstructPanel(QWidget):
             label="measurement",
             choices=lambda _: image_layers(self.viewer, _problems.is_measurement),
         )
+        self._follow = FollowNewest(self.measurement)
         self.prior = SpecPicker("prior", priors, "tv")
         self.solver = SpecPicker("solver", solvers, "pnp-pgm")
         self.accel = SpecPicker("accelerator", accelerators, "none")
@@ -149,6 +156,7 @@ class ReconstructPanel(QWidget):
     def reset_choices(self, *_: Any) -> None:
         """Refresh layer and registry choices (napari calls this on layer changes)."""
         self.form.reset_choices()
+        self._follow()  # a measurement just simulated becomes the one to run
         self._update_budget()
 
     def _solver_changed(self, name: str | None) -> None:

@@ -475,3 +475,18 @@ def test_removing_the_explorer_dock_stops_the_solve_of_its_tab(viewer, qtbot):
     frames = len(panel.frames)
     qtbot.wait(300)
     assert len(panel.frames) == frames  # nothing arrives after the dock is gone
+
+
+def test_the_measurement_choice_follows_a_new_simulation(viewer, qtbot):
+    _, first = small_problem(viewer, operator="denoise")
+    rec, compare = dock(viewer, "Reconstruct"), dock(viewer, "Compare")
+    rec.reset_choices()
+    compare.reset_choices()
+    rec.measurement.value = first
+    problem = dock(viewer, "Problem")
+    problem.reset_choices()
+    problem.image.value = viewer.layers["phantom64"]
+    problem.operator.choice.value = "deblur"
+    second = problem.simulate()
+    assert second is not first
+    assert rec.measurement.value is second and compare.measurement.value is second
