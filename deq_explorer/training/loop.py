@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -192,6 +193,21 @@ def _load_train_state(checkpoint: str, meta: dict[str, Any]) -> tuple[int, dict,
     return int(record["step"]), opt_state, extra
 
 
+def _check_writable(out: Path) -> None:
+    """Refuse a checkpoint path that cannot be written, by writing a probe beside it."""
+    if out.suffix != ".safetensors":
+        raise ConfigError(f"out must end with .safetensors, got {str(out)!r}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the checkpoint {str(out)!r} ({exc.strerror or exc}); choose another "
+            "out (--out) in a folder you can write to"
+        ) from None
+
+
 def _largest(module: nn.Module) -> float:
     """The largest weight magnitude of ``module`` (inf if any weight is not finite)."""
     values = [p.detach().abs().max() for p in module.parameters() if p.numel()]
@@ -233,9 +249,10 @@ class _Run:
         self.total = config.epochs * spe if config.epochs else config.steps
         self.start_largest = max(_largest(self.task.module), 1e-3)
         self.best_psnr = float(self.metrics.get("best_val_psnr", -math.inf))
-        if d.main:  # what a killed writer left beside this run's files
+        if d.main:
+            _check_writable(Path(config.out))  # before hours of training, not after
             for path in (Path(config.out), best_path(config.out)):
-                remove_stale(path)
+                remove_stale(path)  # what a killed writer left beside this run's files
 
     def diverged(self) -> str:
         """Why the network's weights count as diverged, or ``""``."""

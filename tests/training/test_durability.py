@@ -180,3 +180,10 @@ def test_kill_9_at_any_moment_leaves_a_run_that_resumes(image_dir: Path, tmp_pat
     assert json.loads(done.stdout.strip().splitlines()[-1])["steps"] == last_step + 2
     assert temporaries(out) == [] and temporaries(best_path(out)) == []
     assert torch.isfinite(load_state(out)[next(iter(load_state(out)))]).all()
+
+
+def test_an_unwritable_checkpoint_is_refused_before_training(image_dir: Path, tmp_path: Path):
+    (tmp_path / "file").write_text("a file, not a folder")
+    events = list(train(config(image_dir, tmp_path / "file" / "p.safetensors")))
+    assert [type(e).__name__ for e in events] == ["FailedEvent"]  # no step was taken
+    assert "cannot write the checkpoint" in events[0].message and "--out" in events[0].message
