@@ -16,7 +16,12 @@ import pytest
 import torch
 
 from deq_explorer.atomic import atomic_write, temporaries
-from deq_explorer.priors.checkpoint import load_checkpoint, load_state, read_metadata
+from deq_explorer.priors.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_state,
+    read_metadata,
+)
 from deq_explorer.training import CheckpointEvent, DoneEvent, TrainConfig, best_path, train
 from deq_explorer.training import loop as training_loop
 from deq_explorer.training.cli import EXIT_DIVERGED, main
@@ -149,29 +154,46 @@ _TRAIN = [sys.executable, "-m", "deq_explorer.training.cli", "--mode", "awgn", "
           "--no-register"]  # fmt: skip
 
 
+def _step(out: Path) -> int:
+    """The step of the checkpoint at ``out`` (0 when there is none yet)."""
+    try:
+        return int(read_metadata(out)["train_state"]["step"]) if out.exists() else 0
+    except (CheckpointError, KeyError):
+        return 0
+
+
 @pytest.mark.slow
 def test_kill_9_at_any_moment_leaves_a_run_that_resumes(image_dir: Path, tmp_path: Path) -> None:
-    """20 SIGKILLs at random moments of a run that checkpoints every step; resume each time."""
+    """20 SIGKILLs of a run that checkpoints every step; it resumes after each.
+
+    Every other kill comes at a random moment after the start (start-up included); the others
+    a random moment after the run has written a new checkpoint, i.e. while it trains and
+    saves. Waiting for that progress, not for a fixed time, keeps the test independent of how
+    fast the machine is.
+    """
     out = tmp_path / "p.safetensors"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     rng = random.Random(0)
-    kills, last_step = 0, 0
-    while kills < 20:
+    last_step = 0
+    for kill in range(20):
         resume = ["--resume", str(out)] if out.exists() else []
         cmd = [*_TRAIN, "--data", str(image_dir), "--steps", "100000", "--out", str(out), *resume]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(2.0, 5.0))
+        if kill % 2:
+            before, deadline = _step(out), time.monotonic() + 300
+            while _step(out) <= before and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.0))
         if proc.poll() is not None:
             raise AssertionError(f"training ended before its kill: {proc.communicate()[1][-2000:]}")
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
-        kills += 1
         if out.exists():  # a kill before the first checkpoint leaves nothing to resume, yet
             _, meta = load_checkpoint(out)  # whole and verified, whatever the moment
             step = meta["train_state"]["step"]
             assert step == meta["steps"] >= last_step
             last_step = step
-    assert last_step > 0, "no checkpoint was written in 20 runs"
+    assert last_step >= 10, "the runs made less progress than one checkpoint per waited kill"
     # finish: two more steps from the last checkpoint; the leftovers of the kills are gone
     cmd = [*_TRAIN, "--data", str(image_dir), "--steps", str(last_step + 2), "--out", str(out),
            "--resume", str(out)]  # fmt: skip
@@ -179,11 +201,4 @@ def test_kill_9_at_any_moment_leaves_a_run_that_resumes(image_dir: Path, tmp_pat
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["steps"] == last_step + 2
     assert temporaries(out) == [] and temporaries(best_path(out)) == []
-    assert torch.isfinite(load_state(out)[next(iter(load_state(out)))]).all()
-
-
-def test_an_unwritable_checkpoint_is_refused_before_training(image_dir: Path, tmp_path: Path):
-    (tmp_path / "file").write_text("a file, not a folder")
-    events = list(train(config(image_dir, tmp_path / "file" / "p.safetensors")))
-    assert [type(e).__name__ for e in events] == ["FailedEvent"]  # no step was taken
-    assert "cannot write the checkpoint" in events[0].message and "--out" in events[0].message
+    assert all(torch.isfinite(t).all() for t in load_state(out).values())
