@@ -11,8 +11,13 @@ point's map output. When an accelerated step lands on a residual more than ``saf
 times that best one, the step is undone: the item's history (Anderson) or momentum
 (Nesterov) restarts and its next iterate is the plain step ``T(z_best)`` from the best
 point. On maps that are only barely contractive (PnP with a learned denoiser) the
-unguarded rules stall or diverge where plain iteration converges; guarded, they can at
-worst fall back to plain iteration from the best point. ``safeguard=0`` turns it off.
+unguarded rules stall or diverge where plain iteration converges; guarded, they fall
+back to plain iteration from the best point. ``safeguard=0`` turns it off.
+
+The default factor 3 undoes only clear blow-ups: a strict guard (1) was faster on a
+contractive map (SR ×2 with ``dncnn-awgn``: Nesterov 99 iterations, not 204) but 2.3 dB
+worse with ``deq-sr`` at ×3, whose map is not contractive (plain iteration ends at
+16.7 dB there), so falling back to plain steps is no floor (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -122,7 +127,7 @@ class Nesterov:
 
     momentum: float = -1.0
     restart: bool = True
-    safeguard: float = 1.0
+    safeguard: float = 3.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.momentum) and self.momentum < 1):
@@ -207,7 +212,7 @@ class Anderson:
     m: int = 5
     lam: float = 1e-2
     beta: float = 1.0
-    safeguard: float = 1.0
+    safeguard: float = 3.0
 
     def __post_init__(self) -> None:
         if self.m < 1:
