@@ -279,17 +279,23 @@ def test_closing_the_viewer_stops_a_running_solve(make_napari_viewer, qtbot):
     assert runner.wait(10.0)  # the worker's generator has ended
 
 
-def test_removing_the_dock_stops_its_solve(viewer, qtbot):
+@pytest.mark.parametrize("name", ["Reconstruct", "DEQ Explorer"])
+def test_removing_the_dock_stops_its_solve(viewer, qtbot, name):
+    """Also the tabbed Explorer: napari re-parents it, never the panel inside its tabs."""
     _, y = small_problem(viewer)
-    panel = dock(viewer, "Reconstruct")
+    docked = dock(viewer, name)
+    panel = docked.reconstruct if name == "DEQ Explorer" else docked
     panel.reset_choices()
     panel.measurement.value = y
     panel.max_iter.value = 100_000
     panel.tol.value = 0.0
     assert panel.run()
     qtbot.waitUntil(lambda: len(panel.frames) >= 2, timeout=30_000)
-    viewer.window.remove_dock_widget(panel)
+    viewer.window.remove_dock_widget(docked)
     assert panel.runner.wait(10.0) and not panel.runner.running
+    frames = len(panel.frames)
+    qtbot.wait(300)
+    assert len(panel.frames) == frames  # nothing arrives after the dock is gone
 
 
 def test_launch_docks_the_explorer_with_a_problem_ready(viewer):
@@ -457,24 +463,6 @@ def test_the_mcnet_sample_runs_as_documented(viewer, qtbot):
         assert panel.run(), panel.status.text()
         wait_done(qtbot, panel)
         assert panel.last is not None and panel.last.k == 3
-
-
-def test_removing_the_explorer_dock_stops_the_solve_of_its_tab(viewer, qtbot):
-    """napari re-parents the outer Explorer, never the panel inside its tabs."""
-    _, y = small_problem(viewer)
-    explorer = dock(viewer, "DEQ Explorer")
-    panel = explorer.reconstruct
-    panel.reset_choices()
-    panel.measurement.value = y
-    panel.max_iter.value = 100_000
-    panel.tol.value = 0.0
-    assert panel.run()
-    qtbot.waitUntil(lambda: len(panel.frames) >= 2, timeout=30_000)
-    viewer.window.remove_dock_widget(explorer)
-    assert panel.runner.wait(10.0) and not panel.runner.running
-    frames = len(panel.frames)
-    qtbot.wait(300)
-    assert len(panel.frames) == frames  # nothing arrives after the dock is gone
 
 
 def test_the_measurement_choice_follows_a_new_simulation(viewer, qtbot):
