@@ -311,7 +311,7 @@ class ComparePanel(QWidget):
         total = len(self.configs)
         self.viewer.reset_view()
         if done == total:
-            self.status.setText(f"all {total} runs finished · Restore view puts the viewer back")
+            self.status.setText(f"all {total} runs finished")  # "Restore view" undoes the grid
             show_info(f"Comparison finished: {done} runs (see the table).")
         else:
             self.status.setText(f"stopped: {done} of {total} runs finished")
