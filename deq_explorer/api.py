@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from deq_explorer.registry import SpecError, accelerators, operators, parse_spec
 
 __all__ = [
     "DIVERGE_AT",
+    "SOLVE_DEFAULTS",
     "Cost",
     "Problem",
     "ProblemError",
@@ -43,6 +45,8 @@ __all__ = [
     "resolve_device",
     "run",
     "simulate",
+    "solve_settings",
+    "trained_settings",
 ]
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt")
@@ -347,19 +351,78 @@ def _check_run_options(max_iter: int, tol: float) -> None:
         raise ProblemError(f"tol must be a number >= 0 (0 runs all max_iter), got {tol!r}")
 
 
+#: what a solve uses where neither the caller nor the prior's training names a setting
+SOLVE_DEFAULTS: dict[str, Any] = {"solver": "pnp-pgm", "accel": "none", "tol": 1e-4}
+
+
+def _prior_metadata(prior: str | Prior) -> dict[str, Any]:
+    if not isinstance(prior, str):
+        return dict(getattr(prior, "metadata", None) or {})
+    path = Path(prior)
+    if path.suffix in CHECKPOINT_SUFFIXES and path.is_file():
+        from deq_explorer.priors.checkpoint import read_metadata
+
+        try:
+            return read_metadata(path)
+        except ValueError:
+            return {}  # build_prior reports the bad file
+    try:
+        name = parse_spec(prior)[0]
+    except SpecError:
+        return {}
+    return priors.entry(name).metadata if name in priors else {}
+
+
+def trained_settings(prior: str | Prior) -> dict[str, Any]:
+    """The solve settings a learned prior was trained with, from its checkpoint's metadata.
+
+    Returns
+    -------
+    dict
+        Those of ``solver`` (a full spec, γ and τ included), ``accel`` and ``tol``
+        the prior records; ``{}`` for priors without training (TV, identity, AWGN
+        denoisers). Its noise input σ is the prior's own ``sigma`` default.
+    """
+    meta = _prior_metadata(prior)
+    out: dict[str, Any] = {k: meta[k] for k in ("solver", "accel") if isinstance(meta.get(k), str)}
+    if isinstance(meta.get("tol"), (int, float)):
+        out["tol"] = float(meta["tol"])
+    return out
+
+
+def solve_settings(
+    prior: str | Prior,
+    *,
+    solver: str | None = None,
+    accel: str | None = None,
+    tol: float | None = None,
+    fallback: dict[str, Any] = SOLVE_DEFAULTS,
+) -> dict[str, Any]:
+    """Solve settings ``solver``, ``accel``, ``tol``: the caller's, else the prior's, else fallback.
+
+    Each setting is chosen on its own: ``solver="pnp-admm"`` keeps the prior's
+    trained accelerator and tolerance.
+    """
+    given = {"solver": solver, "accel": accel, "tol": tol}
+    trained = trained_settings(prior)
+    return {k: v if v is not None else trained.get(k, fallback[k]) for k, v in given.items()}
+
+
 def run(
     problem: Problem,
     *,
     prior: str | Prior = "tv",
-    solver: str = "pnp-pgm",
-    accel: str = "none",
+    solver: str | None = None,
+    accel: str | None = None,
     max_iter: int = 100,
-    tol: float = 1e-4,
+    tol: float | None = None,
     w: Tensor | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> Iterator[Iterate]:
     """Stream the iterations of a reconstruction (see :func:`deq_explorer.fixedpoint.iterate`).
 
+    ``solver``, ``accel`` and ``tol`` left at None take the settings the prior was
+    trained with (:func:`trained_settings`), else :data:`SOLVE_DEFAULTS`.
     ``w`` is the MCNet backbone output (any image ``(1, C, H, W)``; default: ``init(y)``).
     ``stop`` is polled between iterations.
     """
@@ -371,10 +434,10 @@ def reconstruct(
     problem: Problem,
     *,
     prior: str | Prior = "tv",
-    solver: str = "pnp-pgm",
-    accel: str = "none",
+    solver: str | None = None,
+    accel: str | None = None,
     max_iter: int = 100,
-    tol: float = 1e-4,
+    tol: float | None = None,
     w: Tensor | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> Solution:
@@ -412,6 +475,8 @@ def problem_defaults(spec: str | Prior, problem: Problem) -> str | Prior:
 
 
 def _prepare(problem, prior, solver, accel, max_iter, tol, w):
+    chosen = solve_settings(prior, solver=solver, accel=accel, tol=tol)
+    solver, accel, tol = chosen["solver"], chosen["accel"], chosen["tol"]
     _check_run_options(max_iter, tol)
     device = problem.y.device
     prior_obj = build_prior(problem_defaults(prior, problem), device=device)

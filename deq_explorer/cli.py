@@ -24,6 +24,10 @@ from deq_explorer.training.cli import EXIT_DIVERGED
 
 __all__ = ["main"]
 
+#: the CLI's settings where neither a flag nor the prior's training names one (it
+#: accelerates by default, unlike the API)
+CLI_DEFAULTS = {"solver": "pnp-pgm", "accel": "anderson", "tol": 1e-4}
+
 EXAMPLES = """examples:
   deq-explorer reconstruct sample:brain --operator mri:rate=0.3 --noise 0.01 \\
       --prior tv:weight=0.01 --accel anderson:m=5 --json
@@ -66,23 +70,25 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--solver",
-        default="pnp-pgm",
+        default=None,
         metavar="SPEC",
-        help=f"fixed-point solver ({_names('solvers')})",
+        help=f"fixed-point solver ({_names('solvers')}); default: the one the prior was "
+        "trained in, else pnp-pgm",
     )
     p.add_argument(
         "--accel",
-        default="anderson",
+        default=None,
         metavar="SPEC",
-        help=f"acceleration ({_names('accelerators')})",
+        help=f"acceleration ({_names('accelerators')}); default: the prior's trained one, "
+        "else anderson",
     )
     p.add_argument("--max-iter", type=int, default=100, metavar="N")
     p.add_argument(
         "--tol",
         type=float,
-        default=1e-4,
+        default=None,
         metavar="T",
-        help="stop at relative residual below T (default 1e-4)",
+        help="stop at relative residual below T (default: the prior's trained one, else 1e-4)",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="noise seed")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -176,7 +182,7 @@ def _problem(args: argparse.Namespace):
 
     if args.max_iter < 1:
         raise InputError(f"--max-iter must be a positive integer, got {args.max_iter}")
-    if not args.tol >= 0:
+    if args.tol is not None and not args.tol >= 0:
         raise InputError(f"--tol must be >= 0 (0 runs all --max-iter iterations), got {args.tol}")
     if not (math.isfinite(args.noise) and args.noise >= 0):
         raise InputError(f"--noise must be >= 0 (AWGN sigma on the [0, 1] scale), got {args.noise}")
@@ -200,9 +206,11 @@ def _solve(problem, prior: str, args: argparse.Namespace, progress: bool) -> dic
     x0 = problem.x_init()
     history: dict[str, list] = {"residual": [], "consistency": [], "psnr": [], "ssim": []}
     last = None
+    chosen = api.solve_settings(
+        prior, solver=args.solver, accel=args.accel, tol=args.tol, fallback=CLI_DEFAULTS
+    )
     t0 = time.perf_counter()
-    for it in api.run(problem, prior=prior, solver=args.solver, accel=args.accel,
-                      max_iter=args.max_iter, tol=args.tol):  # fmt: skip
+    for it in api.run(problem, prior=prior, max_iter=args.max_iter, **chosen):
         last = it
         for key in history:
             history[key].append(getattr(it, key))
@@ -217,8 +225,9 @@ def _solve(problem, prior: str, args: argparse.Namespace, progress: bool) -> dic
     ref = problem.x_true
     return {
         "prior": api.problem_defaults(prior, problem),  # as solved: derived options shown
-        "solver": args.solver,
-        "accel": args.accel,
+        "solver": chosen["solver"],
+        "accel": chosen["accel"],
+        "tol": chosen["tol"],
         "status": last.status.value,
         "iterations": last.k,
         "seconds": round(seconds, 4),
@@ -352,6 +361,30 @@ def _compare(args: argparse.Namespace) -> int:
 # -- listings -----------------------------------------------------------------------------
 
 
+def _describe(meta: dict[str, Any]) -> list[str]:
+    """Readable lines for a trained entry's metadata: how it was trained, how to solve with it."""
+    if "mode" not in meta:
+        return []
+    ops = meta.get("operators") or []
+    on = f" on {', '.join(ops[:3])}{f' (+{len(ops) - 3} more)' if len(ops) > 3 else ''}"
+    source = (meta.get("data") or {}).get("source")
+    lines = [
+        f"trained: {meta['mode']} ({meta.get('architecture', '?')}){on if ops else ''}, "
+        f"{meta.get('steps', '?')} steps" + (f", data {source}" if source else "")
+    ]
+    val = (meta.get("metrics") or {}).get("val_psnr")
+    if isinstance(val, (int, float)) and math.isfinite(val):
+        lines[0] += f"; validation {val:.2f} dB"
+    solve = [meta[k] for k in ("solver", "accel") if isinstance(meta.get(k), str)]
+    if isinstance(meta.get("tol"), (int, float)):
+        solve.append(f"tol {meta['tol']:g}")
+    if solve:
+        sigma = meta.get("sigma")
+        noise = f" (noise input σ {sigma:g})" if isinstance(sigma, (int, float)) else ""
+        lines.append(f"solves with: {', '.join(solve)}{noise}")
+    return lines
+
+
 def _list(kind: str, as_json: bool) -> int:
     from deq_explorer import registry
 
@@ -371,11 +404,8 @@ def _list(kind: str, as_json: bool) -> int:
         print(f"{r['name']:<20} {r['summary']}{src}")
         if opts:
             print(f"{'':<20}   options: {opts}")
-        meta = r["metadata"]
-        if meta:
-            shown = {k: meta[k] for k in ("mode", "architecture", "operators", "steps", "metrics")
-                     if k in meta}  # fmt: skip
-            print(f"{'':<20}   {json.dumps(shown, default=str)}")
+        for line in _describe(r["metadata"]):
+            print(f"{'':<20}   {line}")
     for pack, message in errors.items():
         print(f"plugin pack {pack!r} failed to load: {message}", file=sys.stderr)
     return 0

@@ -28,6 +28,7 @@ __all__ = [
     "Registry",
     "SpecError",
     "accelerators",
+    "format_spec",
     "load_plugins",
     "operators",
     "parse_spec",
@@ -89,6 +90,17 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
             raise SpecError(f"bad option {item!r} in {spec!r}: expected key=value")
         params[key.strip()] = value.strip()
     return name.strip(), params
+
+
+def format_spec(name: str, options: dict[str, Any]) -> str:
+    """The inverse of :func:`parse_spec`: ``("name", {"k": v})`` → ``"name:k=v"``."""
+    if not options:
+        return name
+    return f"{name}:" + ",".join(f"{k}={_text(v)}" for k, v in options.items())
+
+
+def _text(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
 def _convert(value: str, default: Any, annotation: Any, where: str) -> Any:
@@ -192,6 +204,24 @@ class Registry(Generic[T]):
     def get(self, name: str) -> Callable[..., T]:
         """The factory registered as ``name``."""
         return self.entry(name).factory
+
+    def resolve(self, spec: str) -> str:
+        """``spec`` with every option spelled out (its defaults filled in), checked.
+
+        ``"red-sd"`` → ``"red-sd:gamma=0.6,tau=0.5"``: what a trained prior records,
+        so a later change of a default cannot change the map it was trained in.
+        """
+        name, raw = parse_spec(spec)
+        entry = self.entry(name)
+        options = entry.options()
+        unknown = sorted(set(raw) - set(options))
+        if unknown:
+            accepted = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "none"
+            raise SpecError(
+                f"{self.kind} {entry.name!r} has no option {unknown[0]!r}; options: {accepted}"
+            )
+        values = {k: raw.get(k, v) for k, v in options.items()}
+        return format_spec(entry.name, {k: v for k, v in values.items() if v is not None})
 
     def build(self, spec: str, **context: Any) -> T:
         """Build the object a spec string describes.

@@ -94,6 +94,14 @@ class SpecPicker(Container):
         name, opts = self.choice.value or "", self.params.value.strip().strip(",")
         return f"{name}:{opts}" if opts else name
 
+    def set_spec(self, spec: str) -> None:
+        """Show ``spec`` (``name:key=value,...``); a name not registered is ignored."""
+        name, _, opts = spec.partition(":")
+        if name not in self.registry:
+            return
+        self.choice.value = name
+        self.params.value = opts
+
     def refresh(self) -> None:
         """Re-read the registry's names (keeps the current choice when it still exists)."""
         self.choice.reset_choices()

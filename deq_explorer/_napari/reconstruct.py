@@ -147,7 +147,7 @@ class ReconstructPanel(QWidget):
         self.viewer.dims.events.current_step.connect(self._follow_slider)
         self.viewer.events.theme.connect(lambda e: self.plot.apply_theme(self.viewer.theme))
         on_priors_changed(self, self.prior.refresh)
-        self.prior.choice.changed.connect(self._prefill_beta)
+        self.prior.choice.changed.connect(self._use_trained_settings)
         self._solver_changed(self.solver.choice.value)
         self._set_running(False)
         self._update_budget()
@@ -161,6 +161,17 @@ class ReconstructPanel(QWidget):
 
     def _solver_changed(self, name: str | None) -> None:
         self.w_layer.visible = name == "mcnet-admm"
+        self._prefill_beta()
+
+    def _use_trained_settings(self, *_: Any) -> None:
+        """A learned prior: the solver, accelerator and tolerance it was trained with."""
+        trained = api.trained_settings(self.prior.spec)
+        if "solver" in trained:
+            self.solver.set_spec(trained["solver"])
+        if "accel" in trained:
+            self.accel.set_spec(trained["accel"])
+        if "tol" in trained:
+            self.tol.value = trained["tol"]
         self._prefill_beta()
 
     def _prefill_beta(self, *_: Any) -> None:

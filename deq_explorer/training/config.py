@@ -113,8 +113,13 @@ class TrainConfig:
     backward_accel: str = _f("", "accelerator of the implicit backward solve (default: accel)")
     backward_max_iter: int = _f(100, "backward iteration cap")
     backward_tol: float = _f(1e-5, "backward tolerance on the relative residual")
-    data: str = _f("builtin", "folder of png/jpg/tif images, or 'builtin'")
-    crop: int = _f(64, "side of the random training crops")
+    data: str = _f(
+        "builtin",
+        "'builtin' photos, 'mni152' MRI slices ([mri] extra), a folder of images and/or "
+        ".nii(.gz) volumes, or a volume file; join several with '+'",
+    )
+    crop: int = _f(64, "side of the random training crops (volume slices are zero-padded to it)")
+    augment_gamma: float = _f(0.0, "intensity augmentation x^g, log g uniform in ±this (0: off)")
     batch: int = _f(4, "crops per step (per process)")
     steps: int = _f(100, "optimizer steps (ignored when epochs > 0)")
     epochs: int = _f(0, "passes over the training images (0: use steps)")
@@ -153,7 +158,7 @@ class TrainConfig:
             max_iter=self.max_iter, backward_max_iter=self.backward_max_iter,
             val_crop=self.val_crop, val_every=self.val_every,
         )  # fmt: skip
-        for name in ("steps", "epochs", "val_images", "checkpoint_every", "seed"):
+        for name in ("steps", "epochs", "val_images", "checkpoint_every", "seed", "augment_gamma"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be ≥ 0; got {getattr(self, name)}")
         if self.steps == 0 and self.epochs == 0:

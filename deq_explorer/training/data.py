@@ -1,4 +1,4 @@
-"""Training images: a folder or the built-in offline photos, random crops, a validation split.
+"""Training images: photos, MRI volumes' slices or a folder; random crops, a validation split.
 
 Every draw is a pure function of ``(seed, step, rank)``: the batch of step
 ``k`` is the same whether a run got there uninterrupted or was resumed, and
@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from deq_explorer.images import load_image, load_sample, sample_names, to_gray
+from deq_explorer.volumes import MNI152, is_volume, load_volume, mni152_path, volume_slices
 
 __all__ = ["BUILTIN", "HELD_OUT", "ImageData", "generator", "load_images"]
 
@@ -42,30 +43,61 @@ def _channels(image: np.ndarray, channels: int) -> Tensor:
     return t.expand(channels, *t.shape[1:]).contiguous() if t.shape[0] != channels else t
 
 
-def load_images(source: str, channels: int = 1) -> list[tuple[str, Tensor]]:
+def load_images(source: str, channels: int = 1, side: int = 0) -> list[tuple[str, Tensor]]:
     """Load every image of ``source``.
 
     Parameters
     ----------
     source : str
-        A folder (searched recursively for png/jpg/tif/bmp files) or ``"builtin"``.
+        ``"builtin"`` (the offline photos), ``"mni152"`` (slices of the MNI152 T1
+        template in nilearn's wheel), a folder (searched recursively for
+        png/jpg/tif/bmp images and ``.nii``/``.nii.gz`` volumes), or one volume
+        file; several sources joined by ``"+"`` are concatenated.
     channels : int
         1 (colour images are converted to luminance) or 3 (gray images are repeated).
+    side : int
+        Zero-pad volume slices to at least ``side``² (MRI's background is zero);
+        photos are never padded.
 
     Returns
     -------
     list of (name, Tensor)
         Images ``(channels, H, W)`` float32 in [0, 1], in a fixed (sorted) order.
+        A volume gives every second slice of its three orientations
+        (:func:`deq_explorer.volumes.volume_slices`), named ``FILE:axisA-I``.
     """
+    if "+" in source:
+        return [item for part in source.split("+") for item in load_images(part, channels, side)]
     if source == "builtin":
         return [(n, _channels(load_sample(n), channels)) for n in BUILTIN]
-    folder = Path(source)
-    if not folder.is_dir():
-        raise ValueError(f"data {source!r} is neither 'builtin' nor an existing folder of images")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+    if source == MNI152:
+        return _slices(mni152_path(), MNI152, channels, side)
+    path = Path(source).expanduser()
+    if is_volume(path):
+        return _slices(path, path.name, channels, side)
+    if not path.is_dir():
+        raise ValueError(
+            f"data {source!r} is neither 'builtin', 'mni152', a volume file nor an existing "
+            "folder of images"
+        )
+    files = sorted(
+        p for p in path.rglob("*") if p.is_file() and (p.suffix.lower() in SUFFIXES or is_volume(p))
+    )
     if not files:
-        raise ValueError(f"no png/jpg/tif images found under {source!r}")
-    return [(str(p.relative_to(folder)), _channels(load_image(p), channels)) for p in files]
+        raise ValueError(f"no png/jpg/tif images or .nii(.gz) volumes found under {source!r}")
+    out = []
+    for p in files:
+        name = str(p.relative_to(path))
+        if is_volume(p):
+            out += _slices(p, name, channels, side)
+        else:
+            out.append((name, _channels(load_image(p), channels)))
+    return out
+
+
+def _slices(path: Path, name: str, channels: int, side: int) -> list[tuple[str, Tensor]]:
+    volume, _ = load_volume(path)
+    return [(f"{name}:{n}", _channels(s, channels)) for n, s in volume_slices(volume, side=side)]
 
 
 def _centre(x: Tensor, side: int) -> Tensor:
@@ -112,7 +144,7 @@ class ImageData:
         world_size: int = 1,
     ) -> ImageData:
         """Load ``source``, hold out ``val_images`` images (seeded choice), shard the rest."""
-        images = load_images(source, channels)
+        images = load_images(source, channels, side=max(crop, val_crop))
         if len(images) <= val_images:
             raise ValueError(
                 f"data {source!r} has {len(images)} image(s); need more than val_images="
@@ -148,11 +180,16 @@ class ImageData:
         """Steps that visit every training image of this rank once."""
         return math.ceil(len(self.train) / batch)
 
-    def batch(self, step: int, *, batch: int, crop: int, seed: int, rank: int = 0) -> Tensor:
+    def batch(
+        self, step: int, *, batch: int, crop: int, seed: int, rank: int = 0, gamma: float = 0.0
+    ) -> Tensor:
         """Crops of step ``step`` (0-based): ``(batch, C, crop, crop)``, randomly flipped.
 
         Images are visited in a fresh seeded permutation each epoch; crop
-        positions and flips are drawn from a generator of ``(seed, step, rank)``.
+        positions and flips are drawn from a generator of ``(seed, step, rank)``;
+        with ``gamma > 0`` each crop also gets an intensity curve ``x ↦ x^g``,
+        ``log g`` uniform in ``[−gamma, gamma]``, from a stream of its own (the
+        crops are those of ``gamma = 0``).
         """
         n = len(self.train)
         spe = self.steps_per_epoch(batch)
@@ -160,8 +197,9 @@ class ImageData:
         perm = torch.randperm(n, generator=generator(seed, epoch, rank, 1)).tolist()
         idx = [perm[(within * batch + i) % n] for i in range(batch)]
         g = generator(seed, step, rank, 2)
+        curves = torch.rand(batch, generator=generator(seed, step, rank, 4)) * 2 - 1
         out = []
-        for i in idx:
+        for i, u in zip(idx, curves.tolist(), strict=True):
             x = self.train[i]
             h, w = x.shape[-2:]
             top = int(torch.randint(0, h - crop + 1, (1,), generator=g))
@@ -172,5 +210,7 @@ class ImageData:
                 c = c.flip(-1)
             if flips[1]:
                 c = c.flip(-2)
+            if gamma > 0:
+                c = c.clamp_min(0) ** math.exp(gamma * u)
             out.append(c)
         return torch.stack(out)

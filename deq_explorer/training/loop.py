@@ -298,7 +298,8 @@ class _Run:
         """Validate; keep the weights as the best when their PSNR is the highest so far."""
         x = self.data.val.to(self.device)
         psnr, ssim = self.task.validate(x)
-        self.metrics.update(val_psnr=psnr, val_ssim=ssim, val_step=self.step)
+        curve = [*self.metrics.get("val_curve", []), [self.step, psnr, ssim]]
+        self.metrics.update(val_psnr=psnr, val_ssim=ssim, val_step=self.step, val_curve=curve)
         best = None
         if math.isfinite(psnr) and psnr > self.best_psnr and not self.diverged():
             self.best_psnr = psnr
@@ -352,7 +353,7 @@ def _train(
             group["lr"] = lr
         t0 = time.perf_counter()
         x = run.data.batch(run.step, batch=config.batch, crop=config.crop, seed=config.seed,
-                           rank=d.rank).to(device)  # fmt: skip
+                           rank=d.rank, gamma=config.augment_gamma).to(device)  # fmt: skip
         g = generator(config.seed, run.step, d.rank, 3)
         run.opt.zero_grad(set_to_none=True)
         with torch.enable_grad():

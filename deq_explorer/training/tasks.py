@@ -30,7 +30,7 @@ from deq_explorer.fixedpoint.base import FixedPointMap, Status, StopRule
 from deq_explorer.operators.base import LinearOperator
 from deq_explorer.operators.noise import add_noise
 from deq_explorer.priors.base import DenoiserPrior, Prior
-from deq_explorer.registry import accelerators, operators, solvers
+from deq_explorer.registry import accelerators, format_spec, operators, solvers
 from deq_explorer.training.config import ConfigError, TrainConfig
 from deq_explorer.training.data import generator
 
@@ -232,8 +232,13 @@ class DEQTask(_FixedPointTask):
             "operators": list(c.operators),
             "eval_operator": c.eval_spec,
             "noise_levels": list(c.noise_range or c.noise),
-            "solver": c.solver,
+            **self.solve_settings(),
         }
+
+    def solve_settings(self) -> dict[str, Any]:
+        """What a solve with the trained prior should use (the training's forward solve)."""
+        c = self.config
+        return {"solver": solvers.resolve(c.solver), "accel": c.accel, "tol": c.tol}
 
 
 @dataclass(frozen=True)
@@ -318,7 +323,8 @@ class MultiTask(_FixedPointTask):
             "sigma": self.prior_sigma,
             "operators": self.family(),
             "noise_levels": list(mt.noise_levels),
-            "solver": f"fb:eta={mt.eta}",
+            "solver": solvers.resolve(format_spec("fb", {"eta": mt.eta})),
+            "accel": "none",
         }
 
 
@@ -361,7 +367,9 @@ class MCNetTask(DEQTask):
         return {
             **super().metadata(),
             "beta": self.beta,
-            "solver": f"mcnet-admm:eps={m.eps},beta={self.beta},rho={m.rho}",
+            "solver": solvers.resolve(
+                format_spec("mcnet-admm", {"eps": m.eps, "beta": self.beta, "rho": m.rho})
+            ),
             "backbone": m.backbone,
         }
 

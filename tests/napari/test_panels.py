@@ -465,6 +465,31 @@ def test_the_mcnet_sample_runs_as_documented(viewer, qtbot):
         assert panel.last is not None and panel.last.k == 3
 
 
+def test_choosing_a_learned_prior_takes_its_trained_solve(viewer):
+    """Solver, accelerator and tolerance follow the prior's training; the user can still edit."""
+    from deq_explorer import api
+
+    panel = dock(viewer, "Reconstruct")
+    learned = [n for n in ("deq-mri-radial10", "mtdeq", "mcnet-sr2") if api.trained_settings(n)]
+    assert learned
+    for name in learned:
+        panel.prior.choice.value = "tv"
+        panel.solver.set_spec("pnp-admm")
+        panel.prior.choice.value = name
+        trained = api.trained_settings(name)
+        solver = trained["solver"]
+        if "beta=" in solver:  # the learned β is re-written by the β pre-fill
+            assert panel.solver.choice.value == solver.partition(":")[0]
+        else:
+            assert panel.solver.spec == solver
+        if "accel" in trained:
+            assert panel.accel.spec == trained["accel"]
+        if "tol" in trained:
+            assert panel.tol.value == pytest.approx(trained["tol"])
+    panel.solver.set_spec("red-sd:gamma=0.5")  # an edit after the choice is kept
+    assert panel.solver.spec == "red-sd:gamma=0.5"
+
+
 def test_the_measurement_choice_follows_a_new_simulation(viewer, qtbot):
     _, first = small_problem(viewer, operator="denoise")
     rec, compare = dock(viewer, "Reconstruct"), dock(viewer, "Compare")

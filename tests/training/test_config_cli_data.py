@@ -135,7 +135,10 @@ def test_cli_trains_and_registers(image_dir: Path, tmp_path: Path, capsys) -> No
     assert "cli-test-prior" in priors.names()
     priors.unregister("cli-test-prior")
     assert main(["--mode", "awgn", "--data", str(tmp_path / "none"), "--quiet"]) == 2
-    assert "neither 'builtin' nor an existing folder" in capsys.readouterr().err
+    assert (
+        "is neither 'builtin', 'mni152', a volume file nor an existing folder"
+        in capsys.readouterr().err
+    )
     assert main(["--crop", "0"]) == 2
 
 

@@ -92,6 +92,7 @@ def test_mode_lowers_the_loss_on_a_fixed_batch(image_dir: Path, tmp_path: Path, 
     module, meta = load_checkpoint(done.path)
     assert meta["mode"] == config.mode and meta["steps"] == 6 and meta["recipe"]["crop"] == 24
     assert meta["metrics"]["val_psnr"] == vals[-1].psnr
+    assert meta["metrics"]["val_curve"] == [[v.step, v.psnr, v.ssim] for v in vals]
     state = load_state(done.path)  # the state to resume lives in the checkpoint itself
     extra = {k.removeprefix("extra/"): v for k, v in state.items() if k.startswith("extra/")}
     after = fixed_batch_loss(config, module, extra)
@@ -139,9 +140,11 @@ def test_resume_continues_the_same_trajectory(image_dir: Path, tmp_path: Path) -
     assert [e.step for e in rest] == [3, 4]
     assert [e.lr for e in rest] == [2e-3, 1e-3]  # milestone 3: ×0.5 from the 4th step
     torch.testing.assert_close([e.loss for e in rest], losses[2:], rtol=1e-6, atol=0)
-    # and the final weights agree
-    a, _ = load_checkpoint(full.out)
-    c, _ = load_checkpoint(resumed.out)
+    # and the final weights agree, and so do the validation curves (continued, not restarted)
+    a, meta_a = load_checkpoint(full.out)
+    c, meta_c = load_checkpoint(resumed.out)
+    curve_a, curve_c = meta_a["metrics"]["val_curve"], meta_c["metrics"]["val_curve"]
+    assert [s for s, *_ in curve_c] == [s for s, *_ in curve_a] == [3, 4]
     for p, q in zip(a.state_dict().values(), c.state_dict().values(), strict=False):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7)
 
