@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from deq_explorer.deq import jacobian
+from deq_explorer.deq.fixed_point import fixed_point
 from deq_explorer.fixedpoint import Iterate, Solution, StopRule, iterate, solve
 from deq_explorer.images import ImageError, crop_to_multiple, load_image
 from deq_explorer.operators.base import LinearOperator, OperatorError
@@ -46,6 +48,7 @@ __all__ = [
     "run",
     "simulate",
     "solve_settings",
+    "spectral_radius",
     "trained_settings",
 ]
 
@@ -444,6 +447,29 @@ def reconstruct(
     """Run a reconstruction to its end; see :func:`run`."""
     fp_map, accelerator, rule = _prepare(problem, prior, solver, accel, max_iter, tol, w)
     return solve(fp_map, accelerator, rule, reference=problem.x_true, stop=stop)
+
+
+def spectral_radius(
+    problem: Problem,
+    *,
+    prior: str | Prior = "tv",
+    solver: str | None = None,
+    accel: str | None = None,
+    max_iter: int = 100,
+    tol: float | None = None,
+    w: Tensor | None = None,
+    iters: int = 30,
+) -> float:
+    """Spectral radius of the solver map's Jacobian ``∂T/∂z`` at the solve's end point.
+
+    Below 1, ``T`` is locally contractive there (plain iteration converges near
+    it); model cards report it for the learned priors. Arguments as
+    :func:`reconstruct`; ``iters`` power iterations (seeded start).
+    """
+    fp_map, accelerator, rule = _prepare(problem, prior, solver, accel, max_iter, tol, w)
+    with torch.no_grad():
+        end = fixed_point(fp_map.T, fp_map.z0, accelerator=accelerator, rule=rule)
+    return jacobian.spectral_radius(fp_map.T, end.z, iters, torch.Generator().manual_seed(0))
 
 
 def problem_defaults(spec: str | Prior, problem: Problem) -> str | Prior:

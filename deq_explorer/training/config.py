@@ -113,6 +113,11 @@ class TrainConfig:
     backward_accel: str = _f("", "accelerator of the implicit backward solve (default: accel)")
     backward_max_iter: int = _f(100, "backward iteration cap")
     backward_tol: float = _f(1e-5, "backward tolerance on the relative residual")
+    jacobian_weight: float = _f(
+        0.0,
+        "weight of the Hutchinson estimate of ‖∂T/∂z‖_F²/n added to the loss "
+        "(deq, mismatched, mcnet; 0: off)",
+    )
     data: str = _f(
         "builtin",
         "'builtin' photos, 'mni152' MRI slices ([mri] extra), a folder of images and/or "
@@ -158,7 +163,15 @@ class TrainConfig:
             max_iter=self.max_iter, backward_max_iter=self.backward_max_iter,
             val_crop=self.val_crop, val_every=self.val_every,
         )  # fmt: skip
-        for name in ("steps", "epochs", "val_images", "checkpoint_every", "seed", "augment_gamma"):
+        for name in (
+            "steps",
+            "epochs",
+            "val_images",
+            "checkpoint_every",
+            "seed",
+            "augment_gamma",
+            "jacobian_weight",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be ≥ 0; got {getattr(self, name)}")
         if self.steps == 0 and self.epochs == 0:

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from deq_explorer import metrics
 from deq_explorer.deq import DEQ, DEQStats, Forward, Implicit, JacobianFree, mse_residual
+from deq_explorer.deq.jacobian import jacobian_frobenius
 from deq_explorer.fixedpoint.admm import mcnet_layer
 from deq_explorer.fixedpoint.base import FixedPointMap, Status, StopRule
 from deq_explorer.operators.base import LinearOperator
@@ -215,7 +216,10 @@ class DEQTask(_FixedPointTask):
         fp = self.fp_map(op, y)
         z, stats = self.deq(fp, stop=stop)
         err = fp.image(z) - x
-        return StepLoss(0.5 * err.pow(2).flatten(1).sum(1).mean(), [stats])
+        loss = 0.5 * err.pow(2).flatten(1).sum(1).mean()
+        if c.jacobian_weight > 0:  # keeps T contractive at z* (short, stable solves)
+            loss = loss + c.jacobian_weight * jacobian_frobenius(fp.T, z, g)
+        return StepLoss(loss, [stats])
 
     def validate(self, x: Tensor) -> tuple[float, float]:
         op = self.op(self.config.eval_spec, tuple(x.shape[1:]))

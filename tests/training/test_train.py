@@ -206,3 +206,22 @@ def test_backbone_mode_checks_network_and_scale(image_dir: Path, tmp_path: Path)
     srcnn_as_prior = tiny(image_dir, tmp_path, mode="awgn", arch="srcnn", net={"width": 8})
     failed = list(train(srcnn_as_prior))[-1]
     assert isinstance(failed, FailedEvent) and "not a denoiser" in failed.message
+
+
+def test_training_with_the_jacobian_term(image_dir: Path, tmp_path: Path) -> None:
+    kw = dict(
+        mode="deq", operators=("deblur:sigma=1.0",), noise=(0.01,), data=str(image_dir), crop=24,
+        batch=2, steps=2, val_images=1, val_crop=24, net={"depth": 3, "width": 8}, max_iter=10,
+        backward_max_iter=10, device="cpu",
+    )  # fmt: skip
+    losses = {}
+    for weight in (0.0, 5.0):
+        config = TrainConfig(
+            **kw, jacobian_weight=weight, out=str(tmp_path / f"{weight}.safetensors")
+        )
+        events = list(train(config))
+        assert isinstance(events[-1], DoneEvent) and events[-1].status == "finished"
+        losses[weight] = next(e.loss for e in events if isinstance(e, StepEvent))
+    assert losses[5.0] > losses[0.0]  # the same first batch, plus a positive penalty
+    with pytest.raises(ValueError, match="jacobian_weight"):
+        TrainConfig(jacobian_weight=-1.0)
