@@ -271,14 +271,16 @@ def from_measurement(
     noise: float = 0.0,
     device: str = "auto",
     dtype: torch.dtype = torch.float32,
+    reference: np.ndarray | Tensor | str | Path | None = None,
 ) -> Problem:
-    """A problem from a measurement the user brings (no ground truth, no metrics).
+    """A problem from a measurement the user brings (no ground truth unless ``reference``).
 
     ``y`` has the operator's measurement shape ``(C, h, w)`` (or ``(h, w)``);
     the image shape is ``y``'s times the SR factor for ``sr``/``sr-bicubic``.
     MRI measurements are complex k-space arrays in the orthonormal-FFT layout.
     ``noise`` is the data's AWGN level where known (0: unknown); priors derive
-    their defaults from it (:func:`problem_defaults`).
+    their defaults from it (:func:`problem_defaults`). ``reference`` (an image
+    of the operator's image shape, or a file) turns on PSNR/SSIM.
     """
     if not (isinstance(noise, numbers.Real) and math.isfinite(noise) and noise >= 0):
         raise ProblemError(f"noise must be >= 0 (the AWGN sigma on the [0, 1] scale), got {noise}")
@@ -298,9 +300,23 @@ def from_measurement(
             f"operator {operator!r} measures {tuple(op.y_shape)}, the measurement is "
             f"{tuple(t.shape)}"
         )
+    if t.is_complex() != _complex_data(op):
+        want = "complex k-space" if _complex_data(op) else "a real image"
+        raise ProblemError(
+            f"operator {operator!r} measures {want}; the measurement is "
+            f"{'complex' if t.is_complex() else 'real'}"
+        )
     complex_dtype = torch.complex64 if dtype == torch.float32 else torch.complex128
     y_t = t.to(device=dev, dtype=complex_dtype if t.is_complex() else dtype)[None]
-    return Problem(y_t, op, None, None, operator, operator, float(noise))
+    x_true = None
+    if reference is not None:
+        x_true = _as_image(reference).to(device=dev, dtype=dtype)
+        if tuple(x_true.shape[1:]) != tuple(op.x_shape):
+            raise ProblemError(
+                f"the reference is {tuple(x_true.shape[1:])}; operator {operator!r} makes "
+                f"images of {tuple(op.x_shape)} from this measurement"
+            )
+    return Problem(y_t, op, x_true, None, operator, operator, float(noise))
 
 
 def build_prior(spec: str | Prior, device: str | torch.device | None = None) -> Prior:

@@ -48,7 +48,24 @@ def _names(kind: str) -> str:
 
 
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("image", metavar="IMAGE", help="png/jpg/tif/npy file or sample:NAME")
+    p.add_argument(
+        "image",
+        metavar="IMAGE",
+        nargs="?",
+        help="clean image to simulate the data from: png/jpg/tif/npy file or sample:NAME",
+    )
+    p.add_argument(
+        "--measurement",
+        metavar="FILE",
+        help="reconstruct this measurement instead of simulating one: .npy/.npz array (complex "
+        "k-space for mri; an .npz's 'y', e.g. a saved --out) or an image file; its shape must "
+        "be what --operator measures",
+    )
+    p.add_argument(
+        "--reference",
+        metavar="IMAGE",
+        help="ground truth for a --measurement (PSNR/SSIM are reported only with one)",
+    )
     p.add_argument(
         "--operator",
         default="denoise",
@@ -178,7 +195,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _problem(args: argparse.Namespace):
     from deq_explorer import api
-    from deq_explorer.images import load_image, to_gray
+    from deq_explorer.images import load_image, load_measurement, to_gray
 
     if args.max_iter < 1:
         raise InputError(f"--max-iter must be a positive integer, got {args.max_iter}")
@@ -186,6 +203,20 @@ def _problem(args: argparse.Namespace):
         raise InputError(f"--tol must be >= 0 (0 runs all --max-iter iterations), got {args.tol}")
     if not (math.isfinite(args.noise) and args.noise >= 0):
         raise InputError(f"--noise must be >= 0 (AWGN sigma on the [0, 1] scale), got {args.noise}")
+    if args.measurement is not None:
+        if args.image is not None or args.solve_operator is not None:
+            raise InputError(
+                "--measurement replaces IMAGE and --solve-operator: give the measurement, the "
+                "--operator that made it, and optionally a --reference"
+            )
+        return api.from_measurement(
+            load_measurement(args.measurement), args.operator, noise=args.noise,
+            device=args.device, reference=args.reference,
+        )  # fmt: skip
+    if args.image is None:
+        raise InputError("give an IMAGE to simulate from (e.g. sample:camera) or --measurement Y")
+    if args.reference is not None:
+        raise InputError("--reference goes with --measurement; a simulation's reference is IMAGE")
     image = load_image(args.image)
     if args.gray:
         image = to_gray(image)
@@ -231,9 +262,11 @@ def _solve(problem, prior: str, args: argparse.Namespace, progress: bool) -> dic
         "status": last.status.value,
         "iterations": last.k,
         "seconds": round(seconds, 4),
-        "psnr": metrics.psnr(x, ref),
-        "ssim": metrics.ssim(x, ref) if min(x.shape[-2:]) >= metrics.SSIM_MIN_SIZE else None,
-        "psnr_init": metrics.psnr(x0, ref),
+        "psnr": metrics.psnr(x, ref) if ref is not None else None,
+        "ssim": metrics.ssim(x, ref)
+        if ref is not None and min(x.shape[-2:]) >= metrics.SSIM_MIN_SIZE
+        else None,
+        "psnr_init": metrics.psnr(x0, ref) if ref is not None else None,
         "consistency": last.consistency,
         "residual": last.residual,
         "residuals": history["residual"],
@@ -284,10 +317,11 @@ def _save_npz(path: str, problem, result: dict[str, Any]) -> None:
         "x": result["_x"][0].cpu().numpy(),
         "init": result["_x0"][0].cpu().numpy(),
         "y": problem.y[0].cpu().numpy(),
-        "reference": problem.x_true[0].cpu().numpy(),
         "history": _history_array(result["_history"]),
         "config": np.array(jsonio.dumps(_public(result) | problem.config())),
     }
+    if problem.x_true is not None:
+        arrays["reference"] = problem.x_true[0].cpu().numpy()
     try:
         with atomic_write(target) as f:
             np.savez(f, **arrays)

@@ -19,6 +19,7 @@ __all__ = [
     "center_crop",
     "crop_to_multiple",
     "load_image",
+    "load_measurement",
     "load_sample",
     "sample_info",
     "sample_names",
@@ -165,6 +166,53 @@ def load_image(src: str | Path) -> np.ndarray:
             "png/tif, or as a numeric .npy array"
         ) from None
     return _normalise(np.asarray(data), src)
+
+
+def load_measurement(src: str | Path) -> np.ndarray:
+    """Read a measurement: ``.npy``/``.npz`` arrays as stored, image files as :func:`load_image`.
+
+    Arrays keep their values (a noisy measurement may leave [0, 1]) and may be
+    complex (MRI k-space); an ``.npz`` gives its ``y`` array (what ``reconstruct
+    --out`` saves) or its only array.
+
+    Returns
+    -------
+    ndarray
+        ``(h, w)`` or ``(C, h, w)``, float32 or complex64.
+
+    Raises
+    ------
+    ImageError
+        Missing or unreadable file, an ``.npz`` without ``y`` and with several
+        arrays, a non-numeric array, a shape that is not 2-D or 3-D, NaN/Inf values.
+    """
+    path = Path(src).expanduser()
+    if path.suffix.lower() not in (".npy", ".npz"):
+        return load_image(src)
+    if not path.is_file():
+        raise ImageError(f"measurement file {str(src)!r} does not exist")
+    try:
+        data = np.load(path, allow_pickle=False)
+        if path.suffix.lower() == ".npz":
+            with data:
+                keys = list(data.keys())
+                if "y" not in keys and len(keys) != 1:
+                    raise ImageError(
+                        f"{str(src)!r} holds arrays {keys}; name the measurement 'y' "
+                        "(np.savez(path, y=...))"
+                    )
+                data = data["y" if "y" in keys else keys[0]]
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"cannot read {str(src)!r} as a numpy array: {exc}") from None
+    a = np.asarray(data)
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or a.ndim not in (2, 3):
+        raise ImageError(
+            f"{str(src)!r}: expected a numeric (h, w) or (C, h, w) array, got dtype {a.dtype} "
+            f"shape {a.shape}"
+        )
+    if not np.isfinite(a).all():
+        raise ImageError(f"{str(src)!r} contains NaN or Inf values")
+    return a.astype(np.complex64 if np.iscomplexobj(a) else np.float32)
 
 
 def _normalise(a: np.ndarray, where: str) -> np.ndarray:

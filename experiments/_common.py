@@ -16,7 +16,9 @@ def test_image(name: str, side: int) -> np.ndarray:
     return center_crop(to_gray(load_image(f"sample:{name}")), side)
 
 
-def score(problem: dx.Problem, prior: str) -> tuple[float, float, np.ndarray]:
-    """PSNR, SSIM and the image of a PnP-PGM reconstruction with ``prior``."""
-    x = dx.reconstruct(problem, prior=prior, **SOLVE).x
+def score(
+    problem: dx.Problem, prior: str, solve: dict | None = None
+) -> tuple[float, float, np.ndarray]:
+    """PSNR, SSIM and the image of a reconstruction with ``prior`` (default solve: SOLVE)."""
+    x = dx.reconstruct(problem, prior=prior, **(solve or SOLVE)).x
     return psnr(x, problem.x_true), ssim(x, problem.x_true), x[0, 0].cpu().numpy()

@@ -568,10 +568,13 @@ def register_shipped(folder: str | Path = SHIPPED_DIR) -> list[str]:
     Registration reads each header only (no weights, no digest: instant); a
     prior's file is verified when it is built. A file whose header cannot be
     read is skipped with a warning, so one bad file cannot break the package
-    import. Returns the registered names.
+    import. ``NAME.best.safetensors`` (a training run's best-validation copy, written
+    beside its checkpoint) is not registered. Returns the registered names.
     """
     names = []
     for path in sorted(Path(folder).glob("*.safetensors")):
+        if path.name.endswith(".best.safetensors"):
+            continue  # a training run's best-so-far copy, not the shipped file
         try:
             names.append(register_checkpoint(path, verify=False))
         except CheckpointError as exc:

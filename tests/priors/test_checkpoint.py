@@ -272,6 +272,8 @@ def test_register_shipped_skips_bad_files(tmp_path):
     save_checkpoint(tmp_path / "test-shipped-b.safetensors", small_net("sn-dncnn"), META)
     (tmp_path / "test-shipped-bad.safetensors").write_bytes(b"not a checkpoint")
     (tmp_path / "README.md").write_text("ignored")
+    # a training run's best copy beside its checkpoint: neither registered nor a name clash
+    save_checkpoint(tmp_path / "test-shipped-a.best.safetensors", small_net(), META)
     try:
         with pytest.warns(RuntimeWarning, match="test-shipped-bad"):
             names = register_shipped(tmp_path)
@@ -287,7 +289,9 @@ def test_package_shipped_priors_are_registered():
     from deq_explorer.priors import neural
 
     assert (ckpt.SHIPPED_DIR / "README.md").is_file()
-    shipped = sorted(p.stem for p in ckpt.SHIPPED_DIR.glob("*.safetensors"))
+    shipped = sorted(
+        p.stem for p in ckpt.SHIPPED_DIR.glob("*.safetensors") if ".best." not in p.name
+    )
     assert len(neural.SHIPPED) == len(shipped)
     assert all(name in priors.names() for name in neural.SHIPPED)
 
