@@ -15,9 +15,11 @@ __all__ = [
     "MNI152",
     "VOLUME_SUFFIXES",
     "VolumeError",
+    "axial_stack",
     "is_volume",
     "load_volume",
     "mni152_path",
+    "unit_range",
     "volume_slices",
 ]
 
@@ -114,10 +116,7 @@ def volume_slices(
     """
     if stride < 1:
         raise VolumeError(f"slice stride must be ≥ 1; got {stride}")
-    scale = float(np.percentile(volume, 99.5))
-    if scale <= 0:
-        raise VolumeError("the volume is empty (its 99.5th percentile is not positive)")
-    v = np.clip(volume / scale, 0.0, 1.0).astype(np.float32)
+    v = unit_range(volume)
     out = []
     for axis in range(3):
         for i in range(0, v.shape[axis], stride):
@@ -127,6 +126,25 @@ def volume_slices(
             s = np.ascontiguousarray(s.T[::-1])  # rows: the slice's second axis, head up
             out.append((f"axis{axis}-{i:03d}", _pad(s, side)[None]))
     return out
+
+
+def unit_range(volume: np.ndarray) -> np.ndarray:
+    """``volume`` divided by its 99.5th percentile and clipped to [0, 1] (float32)."""
+    scale = float(np.percentile(volume, 99.5))
+    if scale <= 0:
+        raise VolumeError("the volume is empty (its 99.5th percentile is not positive)")
+    return np.clip(volume / scale, 0.0, 1.0).astype(np.float32)
+
+
+def axial_stack(
+    volume: np.ndarray, spacing: tuple[float, float, float]
+) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A volume as a stack of slices for display: ``(Z, Y, X)`` in [0, 1], second axis up.
+
+    Returns the stack and its voxel size in the same axis order (napari's layer scale).
+    """
+    stack = np.ascontiguousarray(unit_range(volume).transpose(2, 1, 0)[:, ::-1, :])
+    return stack, (spacing[2], spacing[1], spacing[0])
 
 
 def _pad(s: np.ndarray, side: int) -> np.ndarray:
