@@ -24,7 +24,7 @@ __all__ = ["BUILTIN", "HELD_OUT", "ImageData", "generator", "load_images"]
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")  # .npy only as single files
 #: test images no built-in training run ever sees (the experiments and demos use them)
 HELD_OUT = ("camera", "astronaut", "brain", "phantom")
-#: the offline photos of DESIGN.md (scikit-image, PyWavelets, matplotlib) minus the held-out ones
+#: the offline photos (scikit-image, PyWavelets, matplotlib; images.SAMPLES) minus the held-out ones
 BUILTIN = tuple(name for name in sample_names() if name not in HELD_OUT)
 
 
