@@ -1,8 +1,14 @@
-"""Test-wide settings: one torch thread (tests are small; threads only add contention), and
-tests marked ``cuda`` skip cleanly where no CUDA device is present."""
+"""Test-wide settings: one torch thread (tests are small; threads only add contention),
+tests marked ``cuda`` skip cleanly where no CUDA device is present, and the GUI's folder of
+trained priors is a fresh temporary one (never the user's)."""
+
+import os
+import tempfile
 
 import pytest
 import torch
+
+os.environ["DEQ_EXPLORER_PRIORS"] = tempfile.mkdtemp(prefix="deq-explorer-priors-")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

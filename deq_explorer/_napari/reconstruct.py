@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    SpinBox,
+)
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
@@ -25,6 +33,7 @@ from deq_explorer._napari._widgets import (
     image_layers,
     on_priors_changed,
 )
+from deq_explorer.priors.checkpoint import register_checkpoint, register_user_priors
 from deq_explorer.registry import accelerators, priors, solvers
 
 if TYPE_CHECKING:
@@ -79,7 +88,12 @@ class ReconstructPanel(QWidget):
             choices=lambda _: image_layers(self.viewer, _problems.is_measurement),
         )
         self._follow = FollowNewest(self.measurement)
+        register_user_priors()  # the priors trained in earlier sessions
         self.prior = SpecPicker("prior", priors, "tv")
+        self.checkpoint = FileEdit(
+            label="load prior", mode="r", filter="*.safetensors *.pt", value=""
+        )
+        self.checkpoint.tooltip = "a trained checkpoint (.safetensors, .pt) to add as a prior"
         self.solver = SpecPicker("solver", solvers, "pnp-pgm")
         self.accel = SpecPicker("accelerator", accelerators, "none")
         self.w_layer = ComboBox(
@@ -99,6 +113,7 @@ class ReconstructPanel(QWidget):
                 self.measurement,
                 self.device,
                 self.prior,
+                self.checkpoint,
                 self.solver,
                 self.accel,
                 self.w_layer,
@@ -142,6 +157,7 @@ class ReconstructPanel(QWidget):
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop)
         self.solver.choice.changed.connect(self._solver_changed)
+        self.checkpoint.changed.connect(lambda path: self.load_checkpoint(str(path)))
         for w in (self.record, self.every, self.budget, self.max_iter, self.measurement):
             w.changed.connect(self._update_budget)
         self.viewer.dims.events.current_step.connect(self._follow_slider)
@@ -162,6 +178,21 @@ class ReconstructPanel(QWidget):
     def _solver_changed(self, name: str | None) -> None:
         self.w_layer.visible = name == "mcnet-admm"
         self._prefill_beta()
+
+    def load_checkpoint(self, path: str) -> str | None:
+        """Register the checkpoint at ``path`` as a prior and choose it; its name, or None."""
+        if not path or path == ".":
+            return None
+        try:
+            name = register_checkpoint(path)
+        except (ValueError, OSError) as exc:  # CheckpointError and unreadable files
+            self.status.setText(f"could not load {path}: {exc}")
+            show_error(f"Could not load the prior {path}: {exc}")
+            return None
+        self.prior.refresh()
+        self.prior.choice.value = name
+        self.status.setText(f"prior {name!r} loaded from {path}")
+        return name
 
     def _use_trained_settings(self, *_: Any) -> None:
         """A learned prior: the solver, accelerator and tolerance it was trained with."""

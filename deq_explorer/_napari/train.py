@@ -22,7 +22,7 @@ from deq_explorer._napari._jobs import train_job
 from deq_explorer._napari._plot import Axis, CurvePlot
 from deq_explorer._napari._runner import Failed, Runner
 from deq_explorer._napari._widgets import ProgressBar, events, on_priors_changed
-from deq_explorer.priors.checkpoint import register_checkpoint
+from deq_explorer.priors.checkpoint import register_checkpoint, user_dir
 from deq_explorer.registry import priors, solvers
 from deq_explorer.training.config import BACKWARDS
 
@@ -73,7 +73,13 @@ class TrainPanel(QWidget):
         self.batch = SpinBox(label="batch", value=4, min=1, max=4096)
         self.crop = SpinBox(label="crop", value=64, min=8, max=4096)
         self.lr = FloatSpinBox(label="learning rate", value=1e-4, min=1e-8, max=1.0, step=1e-5)
-        self.out = FileEdit(label="checkpoint", mode="w", value="deq_prior.safetensors")
+        self.out = FileEdit(
+            label="checkpoint", mode="w", value=str(user_dir() / "deq_prior.safetensors")
+        )
+        self.out.tooltip = (
+            "where the trained prior is written; priors in the default folder are listed "
+            "again when napari restarts"
+        )
         self.form = Container(
             widgets=[
                 self.mode,

@@ -65,7 +65,9 @@ __all__ = [
     "read_metadata",
     "register_checkpoint",
     "register_shipped",
+    "register_user_priors",
     "save_checkpoint",
+    "user_dir",
 ]
 
 SHIPPED_DIR = Path(__file__).parent / "shipped"
@@ -560,6 +562,27 @@ def register_checkpoint(
     except ValueError as exc:
         raise CheckpointError(f"cannot register {str(path)!r}: {exc}; pass name=") from None
     return name
+
+
+def user_dir() -> Path:
+    """The folder the GUI keeps the priors it trains in (listed again after a restart).
+
+    ``$DEQ_EXPLORER_PRIORS`` if set, else ``$XDG_DATA_HOME/deq-explorer/priors``
+    (``~/.local/share/deq-explorer/priors`` by default). Not created here.
+    """
+    if os.environ.get("DEQ_EXPLORER_PRIORS"):
+        return Path(os.environ["DEQ_EXPLORER_PRIORS"]).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data).expanduser() / "deq-explorer" / "priors"
+
+
+def register_user_priors() -> list[str]:
+    """Register the checkpoints in :func:`user_dir` (from their headers); returns their names.
+
+    A file whose name is taken (a shipped prior's, say) is skipped with a warning.
+    """
+    folder = user_dir()
+    return register_shipped(folder) if folder.is_dir() else []
 
 
 def register_shipped(folder: str | Path = SHIPPED_DIR) -> list[str]:

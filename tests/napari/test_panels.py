@@ -490,6 +490,34 @@ def test_choosing_a_learned_prior_takes_its_trained_solve(viewer):
     assert panel.solver.spec == "red-sd:gamma=0.5"
 
 
+def test_a_checkpoint_loads_as_a_prior_and_trained_priors_come_back(viewer, tmp_path):
+    from deq_explorer.priors.checkpoint import save_checkpoint, user_dir
+    from deq_explorer.priors.nets import build_net
+    from deq_explorer.registry import priors as prior_registry
+
+    net = build_net("dncnn", {"depth": 3, "width": 8})
+    meta = {"name": "gui-loaded-prior", "mode": "awgn", "sigma": 0.02}
+    path = save_checkpoint(tmp_path / "mine.safetensors", net, meta)
+    panel = dock(viewer, "Reconstruct")
+    assert panel.load_checkpoint(str(path)) == "gui-loaded-prior"
+    assert panel.prior.choice.value == "gui-loaded-prior"
+    (tmp_path / "bad.safetensors").write_bytes(b"not a checkpoint")
+    assert panel.load_checkpoint(str(tmp_path / "bad.safetensors")) is None
+    assert panel.status.text().startswith("could not load")
+    prior_registry.unregister("gui-loaded-prior")
+    # a prior the Train panel wrote into the user folder is listed by the next panel
+    train = dock(viewer, "Train")
+    assert str(train.out.value).startswith(str(user_dir()))
+    user_dir().mkdir(parents=True, exist_ok=True)
+    save_checkpoint(user_dir() / "kept.safetensors", net, {**meta, "name": "gui-kept-prior"})
+    try:
+        again = ReconstructPanel(viewer)  # as after a restart
+        assert "gui-kept-prior" in again.prior.choice.choices
+    finally:
+        prior_registry.unregister("gui-kept-prior")
+        (user_dir() / "kept.safetensors").unlink()
+
+
 def test_the_measurement_choice_follows_a_new_simulation(viewer, qtbot):
     _, first = small_problem(viewer, operator="denoise")
     rec, compare = dock(viewer, "Reconstruct"), dock(viewer, "Compare")
