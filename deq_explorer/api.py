@@ -34,6 +34,7 @@ from deq_explorer.registry import SpecError, accelerators, operators, parse_spec
 __all__ = [
     "DIVERGE_AT",
     "SOLVE_DEFAULTS",
+    "STARTS",
     "Cost",
     "Problem",
     "ProblemError",
@@ -49,6 +50,7 @@ __all__ = [
     "simulate",
     "solve_settings",
     "spectral_radius",
+    "start_image",
     "trained_settings",
 ]
 
@@ -355,6 +357,33 @@ def backbone(problem: Problem, spec: str | Path) -> Tensor:
             f"measurement {tuple(y.shape)} to {tuple(w.shape)}, not to the image shape {want}"
         )
     return w.clone()
+
+
+#: the starting images a solve can take besides the operator's ``init(y)``
+STARTS = ("init", "zero", "adjoint", "backbone")
+
+
+def start_image(problem: Problem, start: str = "init", backbone_spec: str | None = None) -> Tensor:
+    """The image a solve starts from (``w``; MCNet's backbone output), ``(1, C, H, W)``.
+
+    ``start`` is ``"init"`` (the operator's ``init(y)``), ``"zero"``, ``"adjoint"``
+    (``Aᵀy``) or ``"backbone"`` (:func:`backbone` applied with ``backbone_spec``).
+    """
+    if start not in STARTS:
+        raise ProblemError(f"unknown start {start!r}; choose one of {', '.join(STARTS)}")
+    if (start == "backbone") != (backbone_spec is not None):
+        raise ProblemError(
+            "a backbone start needs a backbone (a shipped name such as srcnn-x2, or a "
+            "checkpoint), and a backbone is only used as the start"
+        )
+    if start == "backbone":
+        return backbone(problem, backbone_spec)
+    with torch.no_grad():
+        if start == "zero":
+            return torch.zeros_like(problem.x_init())
+        if start == "adjoint":
+            return problem.op.A_adjoint(problem.y).real.to(problem.x_init().dtype)
+        return problem.x_init()
 
 
 #: an iterate this far outside the images' [0, 1] range has diverged: reported as such (the

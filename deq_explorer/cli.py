@@ -99,6 +99,21 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
         help=f"acceleration ({_names('accelerators')}); default: the prior's trained one, "
         "else anderson",
     )
+    p.add_argument(
+        "--init",
+        default=None,
+        choices=["init", "zero", "adjoint", "backbone"],
+        help="starting image: the operator's init(y) (default), zeros, A^T y, or --backbone's "
+        "output",
+    )
+    p.add_argument(
+        "--backbone",
+        default=None,
+        metavar="NAME|FILE",
+        help="a reconstruction network (srcnn-x2/x3/x4 or a checkpoint) whose output starts the "
+        "solve: MCNet's w for mcnet-admm",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     p.add_argument("--max-iter", type=int, default=100, metavar="N")
     p.add_argument(
         "--tol",
@@ -240,8 +255,10 @@ def _solve(problem, prior: str, args: argparse.Namespace, progress: bool) -> dic
     chosen = api.solve_settings(
         prior, solver=args.solver, accel=args.accel, tol=args.tol, fallback=CLI_DEFAULTS
     )
+    start = args.init or ("backbone" if args.backbone else "init")
+    w = api.start_image(problem, start, args.backbone)
     t0 = time.perf_counter()
-    for it in api.run(problem, prior=prior, max_iter=args.max_iter, **chosen):
+    for it in api.run(problem, prior=prior, max_iter=args.max_iter, w=w, **chosen):
         last = it
         for key in history:
             history[key].append(getattr(it, key))
@@ -259,6 +276,7 @@ def _solve(problem, prior: str, args: argparse.Namespace, progress: bool) -> dic
         "solver": chosen["solver"],
         "accel": chosen["accel"],
         "tol": chosen["tol"],
+        "start": start,
         "status": last.status.value,
         "iterations": last.k,
         "seconds": round(seconds, 4),
@@ -342,7 +360,8 @@ def _reconstruct(args: argparse.Namespace) -> int:
         _check_out(args.out, args.no_clobber)
     problem = _problem(args)
     _check_cost(problem, [args.prior], args)
-    result = _solve(problem, args.prior, args, progress=sys.stderr.isatty() and not args.json)
+    progress = sys.stderr.isatty() and not (args.json or args.quiet)
+    result = _solve(problem, args.prior, args, progress)
     if args.out:
         _save_npz(args.out, problem, result)
     out = _public(result) | problem.config()
@@ -379,7 +398,7 @@ def _check_cost(problem, priors: list[str], args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> int:
     problem = _problem(args)
     _check_cost(problem, args.prior, args)
-    progress = sys.stderr.isatty() and not args.json
+    progress = sys.stderr.isatty() and not (args.json or args.quiet)
     rows = [_public(_solve(problem, prior, args, progress)) for prior in args.prior]
     if args.json:
         print(jsonio.dumps({"problem": problem.config(), "runs": rows}))

@@ -515,3 +515,42 @@ def test_an_existing_checkpoint_path_with_a_colon_is_a_path(tmp_path, images):
     assert prior.sigma == 0.05
     problem = api.simulate(images["gray"], "denoise", noise=0.05)
     assert api.reconstruct(problem, prior=str(path), max_iter=2).iterations == 2
+
+
+def test_mcnet_with_a_backbone_from_the_cli_matches_the_api(capsys, images):
+    argv = ["reconstruct", images["gray"], "--operator", "sr-bicubic:scale=2", "--noise", "0",
+            "--prior", "mcnet-sr2", "--backbone", "srcnn-x2", "--accel", "none", "--max-iter",
+            "5", "--json"]  # fmt: skip
+    code, out, err = _run(capsys, *argv)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["solver"].startswith("mcnet-admm:") and result["start"] == "backbone"
+    problem = api.simulate(images["gray"], "sr-bicubic:scale=2", noise=0.0, seed=0)
+    w = api.backbone(problem, "srcnn-x2")
+    ours = api.reconstruct(problem, prior="mcnet-sr2", w=w, accel="none", max_iter=5)
+    from deq_explorer.metrics import psnr
+
+    assert result["psnr"] == pytest.approx(psnr(ours.x, problem.x_true), abs=1e-4)
+
+
+@pytest.mark.parametrize("start", ["zero", "adjoint", "init"])
+def test_the_start_image_is_a_flag(capsys, images, start):
+    code, out, _ = _run(capsys, "reconstruct", images["gray"], "--operator", "mri:rate=0.3",
+                        "--init", start, "--json", *FAST)  # fmt: skip
+    assert code == 0 and json.loads(out)["start"] == start
+    problem = api.simulate(images["gray"], "mri:rate=0.3", noise=0.01, seed=0)
+    w = api.start_image(problem, start)
+    if start == "zero":
+        assert float(w.abs().max()) == 0.0
+    else:  # for MRI, init(y) is the zero-filled Aᵀy
+        torch.testing.assert_close(w, problem.x_init())
+
+
+def test_start_flag_mistakes_exit_2(capsys, images):
+    base = ["reconstruct", images["gray"], "--operator", "sr-bicubic:scale=2", *FAST]
+    code, _, err = _run(capsys, *base, "--init", "backbone")
+    assert code == 2 and "needs a backbone" in err
+    code, _, err = _run(capsys, *base, "--init", "zero", "--backbone", "srcnn-x2")
+    assert code == 2 and "only used as the start" in err
+    code, _, err = _run(capsys, *base, "--backbone", "srcnn-x9")
+    assert code == 2 and "srcnn-x9" in err
