@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from deq_explorer import api
 from deq_explorer._napari import _problems
 from deq_explorer._napari._convert import to_layer_data
 from deq_explorer._napari._jobs import Frame, SolveConfig, compare_job
@@ -113,9 +114,15 @@ class ComparePanel(QWidget):
         self.accel = SpecPicker("accelerator", accelerators, "none")
         self.max_iter = SpinBox(label="max iterations", value=100, min=1, max=100_000)
         self.tol = FloatSpinBox(label="tolerance", value=1e-4, min=0.0, max=1.0, step=1e-5)
+        self.trained = CheckBox(
+            text="learned priors use their trained solve", value=True,
+            tooltip="a prior trained in a solver (deq-mri-radial10, mtdeq ...) runs with that "
+            "solver, accelerator and tolerance; the others with the form's",
+        )  # fmt: skip
         self.form = Container(
-            widgets=[self.measurement, self.solver, self.accel, self.max_iter, self.tol, self.extra]
-        )
+            widgets=[self.measurement, self.solver, self.accel, self.max_iter, self.tol,
+                     self.trained, self.extra]
+        )  # fmt: skip
         self.prior_list = QListWidget()
         self.prior_list.setMaximumHeight(120)
         self.run_button, self.stop_button = QPushButton("Run comparison"), QPushButton("Stop")
@@ -208,13 +215,12 @@ class ComparePanel(QWidget):
         except ValueError as exc:
             show_error(f"Compare: {exc}")
             return False
+        form = {"solver": self.solver.spec, "accel": self.accel.spec, "tol": float(self.tol.value)}
         self.configs = [
             SolveConfig(
                 prior=spec,
-                solver=self.solver.spec,
-                accel=self.accel.spec,
                 max_iter=int(self.max_iter.value),
-                tol=float(self.tol.value),
+                **(api.solve_settings(spec, fallback=form) if self.trained.value else form),
             )
             for spec in specs
         ]

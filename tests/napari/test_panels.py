@@ -490,6 +490,27 @@ def test_choosing_a_learned_prior_takes_its_trained_solve(viewer):
     assert panel.solver.spec == "red-sd:gamma=0.5"
 
 
+def test_compare_runs_each_learned_prior_in_its_trained_solve(viewer, qtbot):
+    from deq_explorer import api
+
+    _, y = small_problem(viewer)
+    compare = dock(viewer, "Compare")
+    compare.reset_choices()
+    compare.measurement.value = y
+    compare.set_ticked(["tv", "mtdeq"])
+    compare.max_iter.value = 2
+    assert compare.run()
+    wait_done(qtbot, compare)
+    by_prior = {c.prior: c for c in compare.configs}
+    form = compare.solver.spec  # e.g. "pnp-pgm:gamma=1.0,tau=0.5"
+    assert by_prior["tv"].solver == form and by_prior["tv"].accel == compare.accel.spec
+    assert by_prior["mtdeq"].solver == api.trained_settings("mtdeq")["solver"] != form
+    compare.trained.value = False  # one solve for all, as typed in the form
+    assert compare.run()
+    wait_done(qtbot, compare)
+    assert {c.solver for c in compare.configs} == {form}
+
+
 def test_a_checkpoint_loads_as_a_prior_and_trained_priors_come_back(viewer, tmp_path):
     from deq_explorer.priors.checkpoint import save_checkpoint, user_dir
     from deq_explorer.priors.nets import build_net
