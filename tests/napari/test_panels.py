@@ -51,6 +51,16 @@ def dock(viewer, name):
     return widget
 
 
+def compare_panel(viewer, y, ticked, max_iter):
+    """The Compare panel set to compare the ``ticked`` priors on measurement ``y``."""
+    compare = dock(viewer, "Compare")
+    compare.reset_choices()
+    compare.measurement.value = y
+    compare.set_ticked(ticked)
+    compare.max_iter.value = max_iter
+    return compare
+
+
 def small_problem(viewer, operator="mri:rate=0.3", noise=0.01):
     """A 64² phantom measurement made through the Problem panel."""
     phantom = load_image("sample:phantom")[0, ::4, ::4]
@@ -401,11 +411,7 @@ def test_compare_gives_the_viewer_back(viewer, qtbot):
     """Restore view (and the next Reconstruct run) undo grid mode and the hidden layers."""
     _, y = small_problem(viewer, operator="denoise", noise=0.05)
     before = {layer.name: layer.visible for layer in viewer.layers}
-    compare = dock(viewer, "Compare")
-    compare.reset_choices()
-    compare.measurement.value = y
-    compare.set_ticked(["identity", "tv"])
-    compare.max_iter.value = 3
+    compare = compare_panel(viewer, y, ["identity", "tv"], 3)
     assert compare.run()
     wait_done(qtbot, compare)
     assert viewer.canvas.grid.enabled and not any(before_layer.visible for before_layer in
@@ -429,11 +435,7 @@ def test_compare_gives_the_viewer_back(viewer, qtbot):
 
 def test_a_stopped_comparison_says_so(viewer, qtbot):
     _, y = small_problem(viewer)
-    compare = dock(viewer, "Compare")
-    compare.reset_choices()
-    compare.measurement.value = y
-    compare.set_ticked(["identity", "tv"])
-    compare.max_iter.value = 2000
+    compare = compare_panel(viewer, y, ["identity", "tv"], 2000)
     compare.tol.value = 0.0
     assert compare.run()
     qtbot.waitUntil(lambda: bool(compare.frames), timeout=30_000)
@@ -494,11 +496,7 @@ def test_compare_runs_each_learned_prior_in_its_trained_solve(viewer, qtbot):
     from deq_explorer import api
 
     _, y = small_problem(viewer)
-    compare = dock(viewer, "Compare")
-    compare.reset_choices()
-    compare.measurement.value = y
-    compare.set_ticked(["tv", "mtdeq"])
-    compare.max_iter.value = 2
+    compare = compare_panel(viewer, y, ["tv", "mtdeq"], 2)
     assert compare.run()
     wait_done(qtbot, compare)
     by_prior = {c.prior: c for c in compare.configs}
