@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -39,7 +38,7 @@ def test_nice_ticks_are_round_and_inside(lo, hi):
     assert min(abs(mantissa - m) for m in (1, 2, 5, 10)) < 1e-6
 
 
-def test_limits_hold_the_data_and_updates_are_cheap(plot, qtbot):
+def test_limits_hold_the_data_and_a_repaint_paints_once(plot, qtbot):
     plot.set_xmax(60)
     for n in range(1, 61):
         plot.set_series("run", history(n))
@@ -51,9 +50,8 @@ def test_limits_hold_the_data_and_updates_are_cheap(plot, qtbot):
         lo, hi = plot.ylim(1)
         assert lo <= min(h["psnr"]) and max(h["psnr"]) <= hi
     before = plot.paints
-    t0 = time.perf_counter()
     plot.repaint()
-    assert plot.paints == before + 1 and time.perf_counter() - t0 < 1.0
+    assert plot.paints == before + 1  # no timing here: speed belongs in benchmarks/
     np.testing.assert_allclose(plot.data("run")["psnr"][1], history(60)["psnr"])
 
 
