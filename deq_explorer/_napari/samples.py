@@ -65,8 +65,8 @@ def phantom() -> list[LayerData]:
 def mri_problem(rate: float = 0.1, noise: float = 0.005, seed: int = 0) -> list[LayerData]:
     """Brain MRI at ``rate`` radial sampling: ground truth, k-space, mask and zero-filled init.
 
-    The setting of experiment 1 (CS-MRI, first seed paper); try the priors ``dncnn-awgn`` and
-    ``deq-mri-radial10`` with PnP-PGM.
+    The setting of experiment 1 (CS-MRI, first seed paper); try the priors ``dncnn-mri`` and
+    ``deq-mri-radial10`` with SD-RED (``red-sd``, the solve the DEQ prior selects).
     """
     return _problem(_image("brain"), "sample:brain", f"mri:rate={rate}", noise, seed)[0]
 
