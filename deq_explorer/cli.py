@@ -192,6 +192,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="a prior to compare (repeat the flag)",
     )
+    cmp_.add_argument(
+        "--out",
+        default=None,
+        metavar="FILE.npz",
+        help="save every run: x stacked in prior order, history_0, history_1 ..., y, init, "
+        "reference and config (the problem and the runs)",
+    )
+    cmp_.add_argument("--no-clobber", action="store_true", help="refuse to replace --out")
     for kind in ("priors", "operators", "solvers", "accelerators"):
         lst = sub.add_parser(kind, help=f"list the registered {kind}")
         lst.add_argument("--json", action="store_true")
@@ -323,21 +331,32 @@ def _history_array(history: dict[str, list]) -> np.ndarray:
     return out
 
 
-def _save_npz(path: str, problem, result: dict[str, Any]) -> None:
-    """Write atomically: a temp file in the same folder, then rename.
+def _save_npz(path: str, problem, results: list[dict[str, Any]]) -> None:
+    """Write runs on ``problem`` atomically: a temp file in the same folder, then rename.
 
-    Holds ``x``, ``init``, ``y`` (complex for MRI), ``reference`` (each without the
-    batch axis), ``history`` (structured: k, residual, consistency, psnr, ssim) and
-    ``config`` (a JSON string). Nothing is left behind if writing fails.
+    One run (``reconstruct``) holds ``x``, ``init``, ``y`` (complex for MRI),
+    ``reference`` (each without the batch axis; no reference for a measurement without
+    one), ``history`` (structured: k, residual, consistency, psnr, ssim) and ``config``
+    (a JSON string). Several runs (``compare``) hold ``x`` stacked ``(R, C, H, W)`` in
+    the order of the priors, ``history_0``, ``history_1`` ... and ``config`` with the
+    problem and a list of ``runs``. Nothing is left behind if writing fails.
     """
     target = _check_out(path)
     arrays = {
-        "x": result["_x"][0].cpu().numpy(),
-        "init": result["_x0"][0].cpu().numpy(),
+        "init": results[0]["_x0"][0].cpu().numpy(),
         "y": problem.y[0].cpu().numpy(),
-        "history": _history_array(result["_history"]),
-        "config": np.array(jsonio.dumps(_public(result) | problem.config())),
     }
+    if len(results) == 1:
+        (result,) = results
+        arrays["x"] = result["_x"][0].cpu().numpy()
+        arrays["history"] = _history_array(result["_history"])
+        config: dict[str, Any] = _public(result) | problem.config()
+    else:
+        arrays["x"] = np.stack([r["_x"][0].cpu().numpy() for r in results])
+        for i, r in enumerate(results):
+            arrays[f"history_{i}"] = _history_array(r["_history"])
+        config = {"problem": problem.config(), "runs": [_public(r) for r in results]}
+    arrays["config"] = np.array(jsonio.dumps(config))
     if problem.x_true is not None:
         arrays["reference"] = problem.x_true[0].cpu().numpy()
     try:
@@ -363,7 +382,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() and not (args.json or args.quiet)
     result = _solve(problem, args.prior, args, progress)
     if args.out:
-        _save_npz(args.out, problem, result)
+        _save_npz(args.out, problem, [result])
     out = _public(result) | problem.config()
     code = EXIT_DIVERGED if out["status"] == "diverged" else 0
     if code:
@@ -396,10 +415,15 @@ def _check_cost(problem, priors: list[str], args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    if args.out:
+        _check_out(args.out, args.no_clobber)
     problem = _problem(args)
     _check_cost(problem, args.prior, args)
     progress = sys.stderr.isatty() and not (args.json or args.quiet)
-    rows = [_public(_solve(problem, prior, args, progress)) for prior in args.prior]
+    results = [_solve(problem, prior, args, progress) for prior in args.prior]
+    if args.out:
+        _save_npz(args.out, problem, results)
+    rows = [_public(r) for r in results]
     if args.json:
         print(jsonio.dumps({"problem": problem.config(), "runs": rows}))
         return 0

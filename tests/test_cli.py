@@ -554,3 +554,20 @@ def test_start_flag_mistakes_exit_2(capsys, images):
     assert code == 2 and "only used as the start" in err
     code, _, err = _run(capsys, *base, "--backbone", "srcnn-x9")
     assert code == 2 and "srcnn-x9" in err
+
+
+def test_compare_out_saves_every_run(capsys, images, tmp_path):
+    target = tmp_path / "cmp.npz"
+    code, out, _ = _run(capsys, "compare", images["gray"], "--operator", "deblur:sigma=1.0",
+                        "--prior", "tv", "--prior", "identity", "--max-iter", "4", "--json",
+                        "--out", str(target))  # fmt: skip
+    assert code == 0
+    printed = json.loads(out)
+    with np.load(target, allow_pickle=False) as saved:
+        assert saved["x"].shape == (2, 1, 48, 48) and saved["reference"].shape == (1, 48, 48)
+        config = json.loads(str(saved["config"]))
+        assert [r["prior"] for r in config["runs"]] == [r["prior"] for r in printed["runs"]]
+        for i, run in enumerate(printed["runs"]):
+            np.testing.assert_allclose(saved[f"history_{i}"]["residual"], run["residuals"])
+    assert _run(capsys, "compare", images["gray"], "--prior", "tv", "--out", str(target),
+                "--no-clobber")[0] == 2  # fmt: skip
