@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import sys
+import importlib.util
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import train_shipped  # noqa: E402
+_spec = importlib.util.spec_from_file_location(
+    "train_shipped", ROOT / "scripts" / "train_shipped.py"
+)
+train_shipped = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_shipped)  # a script, not a package module
 
 
 def test_recipes_run_after_the_checkpoints_they_start_from() -> None:
