@@ -10,6 +10,7 @@ model the solver uses: giving a different one sets up an operator-mismatch study
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import os
@@ -47,6 +48,7 @@ __all__ = [
     "reconstruct",
     "resolve_device",
     "run",
+    "settings_of",
     "simulate",
     "solve_settings",
     "spectral_radius",
@@ -302,8 +304,9 @@ def from_measurement(
             f"operator {operator!r} measures {tuple(op.y_shape)}, the measurement is "
             f"{tuple(t.shape)}"
         )
-    if t.is_complex() != _complex_data(op):
-        want = "complex k-space" if _complex_data(op) else "a real image"
+    measures_complex = _complex_data(op)
+    if t.is_complex() != measures_complex:
+        want = "complex k-space" if measures_complex else "a real image"
         raise ProblemError(
             f"operator {operator!r} measures {want}; the measurement is "
             f"{'complex' if t.is_complex() else 'real'}"
@@ -321,13 +324,20 @@ def from_measurement(
     return Problem(y_t, op, x_true, None, operator, operator, float(noise))
 
 
+def _checkpoint_path(spec: str) -> bool:
+    """Whether a prior spec names a checkpoint file rather than a registry entry.
+
+    An existing file wins over a spec (``ckpt_12:30.safetensors`` is a path, not options).
+    """
+    path = Path(spec)
+    return path.suffix in CHECKPOINT_SUFFIXES and (path.is_file() or ":" not in path.name)
+
+
 def build_prior(spec: str | Prior, device: str | torch.device | None = None) -> Prior:
     """A prior from a registry spec, a checkpoint path (.safetensors/.pt), or a Prior."""
     if isinstance(spec, Prior):
         return spec.to(device)
-    path = Path(spec)
-    # an existing file wins over a spec (``ckpt_12:30.safetensors`` is a path, not options)
-    if path.suffix in CHECKPOINT_SUFFIXES and (path.is_file() or ":" not in path.name):
+    if _checkpoint_path(spec):
         from deq_explorer.priors.checkpoint import load_prior
 
         return load_prior(spec).to(device)
@@ -378,12 +388,13 @@ def start_image(problem: Problem, start: str = "init", backbone_spec: str | None
         )
     if start == "backbone":
         return backbone(problem, backbone_spec)
-    with torch.no_grad():
-        if start == "zero":
-            return torch.zeros_like(problem.x_init())
-        if start == "adjoint":
-            return problem.op.A_adjoint(problem.y).real.to(problem.x_init().dtype)
-        return problem.x_init()
+    op = problem.op
+    if start == "zero":
+        return torch.zeros((1, *op.x_shape), dtype=op.dtype, device=op.device)
+    if start == "adjoint":
+        with torch.no_grad():
+            return op.A_adjoint(problem.y).real.to(op.dtype)
+    return problem.x_init()
 
 
 #: an iterate this far outside the images' [0, 1] range has diverged: reported as such (the
@@ -406,14 +417,13 @@ SOLVE_DEFAULTS: dict[str, Any] = {"solver": "pnp-pgm", "accel": "none", "tol": 1
 def _prior_metadata(prior: str | Prior) -> dict[str, Any]:
     if not isinstance(prior, str):
         return dict(getattr(prior, "metadata", None) or {})
-    path = Path(prior)
-    if path.suffix in CHECKPOINT_SUFFIXES and path.is_file():
+    if _checkpoint_path(prior):
         from deq_explorer.priors.checkpoint import read_metadata
 
         try:
-            return read_metadata(path)
-        except ValueError:
-            return {}  # build_prior reports the bad file
+            return read_metadata(prior)
+        except (ValueError, OSError):
+            return {}  # build_prior reports the missing or bad file
     try:
         name = parse_spec(prior)[0]
     except SpecError:
@@ -431,10 +441,15 @@ def trained_settings(prior: str | Prior) -> dict[str, Any]:
         the prior records; ``{}`` for priors without training (TV, identity, AWGN
         denoisers). Its noise input σ is the prior's own ``sigma`` default.
     """
-    meta = _prior_metadata(prior)
-    out: dict[str, Any] = {k: meta[k] for k in ("solver", "accel") if isinstance(meta.get(k), str)}
-    if isinstance(meta.get("tol"), (int, float)):
-        out["tol"] = float(meta["tol"])
+    return settings_of(_prior_metadata(prior))
+
+
+def settings_of(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The ``solver``, ``accel`` and ``tol`` a checkpoint's metadata records (those present)."""
+    out = {k: metadata[k] for k in ("solver", "accel") if isinstance(metadata.get(k), str)}
+    tol = metadata.get("tol")
+    if isinstance(tol, (int, float)) and not isinstance(tol, bool):
+        out["tol"] = float(tol)
     return out
 
 
@@ -494,24 +509,18 @@ def reconstruct(
     return solve(fp_map, accelerator, rule, reference=problem.x_true, stop=stop)
 
 
-def spectral_radius(
-    problem: Problem,
-    *,
-    prior: str | Prior = "tv",
-    solver: str | None = None,
-    accel: str | None = None,
-    max_iter: int = 100,
-    tol: float | None = None,
-    w: Tensor | None = None,
-    iters: int = 30,
-) -> float:
+def spectral_radius(problem: Problem, *, iters: int = 30, **solve: Any) -> float:
     """Spectral radius of the solver map's Jacobian ``∂T/∂z`` at the solve's end point.
 
     Below 1, ``T`` is locally contractive there (plain iteration converges near
-    it); model cards report it for the learned priors. Arguments as
-    :func:`reconstruct`; ``iters`` power iterations (seeded start).
+    it); model cards report it for the learned priors. ``solve`` takes the keyword
+    arguments of :func:`reconstruct` (``prior``, ``solver``, ``accel``, ``max_iter``,
+    ``tol``, ``w``); ``iters`` power iterations from a seeded start.
     """
-    fp_map, accelerator, rule = _prepare(problem, prior, solver, accel, max_iter, tol, w)
+    unknown = sorted(set(solve) - set(inspect.signature(_prepare).parameters) - {"problem"})
+    if unknown:
+        raise ProblemError(f"spectral_radius takes reconstruct's options, not {unknown}")
+    fp_map, accelerator, rule = _prepare(problem, **solve)
     with torch.no_grad():
         end = fixed_point(fp_map.T, fp_map.z0, accelerator=accelerator, rule=rule)
     return jacobian.spectral_radius(fp_map.T, end.z, iters, torch.Generator().manual_seed(0))
@@ -545,7 +554,7 @@ def problem_defaults(spec: str | Prior, problem: Problem) -> str | Prior:
     return f"{spec},{extra}" if given else f"{name}:{extra}"
 
 
-def _prepare(problem, prior, solver, accel, max_iter, tol, w):
+def _prepare(problem, prior="tv", solver=None, accel=None, max_iter=100, tol=None, w=None):
     chosen = solve_settings(prior, solver=solver, accel=accel, tol=tol)
     solver, accel, tol = chosen["solver"], chosen["accel"], chosen["tol"]
     _check_run_options(max_iter, tol)

@@ -452,9 +452,12 @@ def _describe(meta: dict[str, Any]) -> list[str]:
     val = (meta.get("metrics") or {}).get("val_psnr")
     if isinstance(val, (int, float)) and math.isfinite(val):
         lines[0] += f"; validation {val:.2f} dB"
-    solve = [meta[k] for k in ("solver", "accel") if isinstance(meta.get(k), str)]
-    if isinstance(meta.get("tol"), (int, float)):
-        solve.append(f"tol {meta['tol']:g}")
+    from deq_explorer import api
+
+    settings = api.settings_of(meta)
+    solve = [settings[k] for k in ("solver", "accel") if k in settings]
+    if "tol" in settings:
+        solve.append(f"tol {settings['tol']:g}")
     if solve:
         sigma = meta.get("sigma")
         noise = f" (noise input σ {sigma:g})" if isinstance(sigma, (int, float)) else ""

@@ -205,6 +205,16 @@ class Registry(Generic[T]):
         """The factory registered as ``name``."""
         return self.entry(name).factory
 
+    def _check_option(
+        self, entry: Entry[T], key: str, options: dict[str, Any], context: Any = ()
+    ) -> None:
+        """Refuse a spec option the entry does not take (or one the caller supplies)."""
+        if key in context or key not in options:
+            accepted = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "none"
+            raise SpecError(
+                f"{self.kind} {entry.name!r} has no option {key!r}; options: {accepted}"
+            )
+
     def resolve(self, spec: str) -> str:
         """``spec`` with every option spelled out (its defaults filled in), checked.
 
@@ -214,12 +224,8 @@ class Registry(Generic[T]):
         name, raw = parse_spec(spec)
         entry = self.entry(name)
         options = entry.options()
-        unknown = sorted(set(raw) - set(options))
-        if unknown:
-            accepted = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "none"
-            raise SpecError(
-                f"{self.kind} {entry.name!r} has no option {unknown[0]!r}; options: {accepted}"
-            )
+        for key in raw:
+            self._check_option(entry, key, options)
         values = {k: raw.get(k, v) for k, v in options.items()}
         return format_spec(entry.name, {k: v for k, v in values.items() if v is not None})
 
@@ -245,11 +251,7 @@ class Registry(Generic[T]):
         options = entry.options()
         params: dict[str, Any] = {}
         for key, value in raw.items():
-            if key in context or key not in options:
-                accepted = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "none"
-                raise SpecError(
-                    f"{self.kind} {entry.name!r} has no option {key!r}; options: {accepted}"
-                )
+            self._check_option(entry, key, options, context)
             where = f"{self.kind} {entry.name!r} option {key!r}"
             params[key] = _convert(value, options[key], hints.get(key, str), where)
         unknown_ctx = [k for k in context if k not in sig.parameters]

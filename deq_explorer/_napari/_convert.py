@@ -7,10 +7,15 @@ pixel types; they do no image maths.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from skimage.util import img_as_float32
 
-__all__ = ["LayerError", "from_layer_data", "to_layer_data"]
+__all__ = ["LayerData", "LayerError", "from_layer_data", "to_layer_data"]
+
+#: napari's layer data tuple: ``(data, keyword arguments, layer type)``
+LayerData = tuple[Any, dict[str, Any], str]
 
 
 class LayerError(ValueError):

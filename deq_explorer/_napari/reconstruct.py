@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -180,8 +181,11 @@ class ReconstructPanel(QWidget):
         self._prefill_beta()
 
     def load_checkpoint(self, path: str) -> str | None:
-        """Register the checkpoint at ``path`` as a prior and choose it; its name, or None."""
-        if not path or path == ".":
+        """Register the checkpoint at ``path`` as a prior and choose it; its name, or None.
+
+        The field reports every keystroke: a path that is not (yet) a file is ignored.
+        """
+        if not Path(path).is_file():
             return None
         try:
             name = register_checkpoint(path)

@@ -7,10 +7,8 @@ scikit-image and matplotlib; nothing is downloaded).
 
 from __future__ import annotations
 
-from typing import Any
-
 from deq_explorer import api
-from deq_explorer._napari._convert import to_layer_data
+from deq_explorer._napari._convert import LayerData, to_layer_data
 from deq_explorer._napari._problems import KEY, display, measurement_recipe, sampling_mask
 from deq_explorer.images import center_crop, load_image, sample_info, to_gray
 
@@ -25,8 +23,6 @@ __all__ = [
     "phantom",
     "sr_x3_problem",
 ]
-
-LayerData = tuple[Any, dict[str, Any], str]
 
 
 def _image(name: str) -> LayerData:

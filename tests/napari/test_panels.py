@@ -518,6 +518,9 @@ def test_a_checkpoint_loads_as_a_prior_and_trained_priors_come_back(viewer, tmp_
     meta = {"name": "gui-loaded-prior", "mode": "awgn", "sigma": 0.02}
     path = save_checkpoint(tmp_path / "mine.safetensors", net, meta)
     panel = dock(viewer, "Reconstruct")
+    status = panel.status.text()
+    assert panel.load_checkpoint(str(path)[:-3]) is None  # half-typed: not a file yet, no error
+    assert panel.status.text() == status
     assert panel.load_checkpoint(str(path)) == "gui-loaded-prior"
     assert panel.prior.choice.value == "gui-loaded-prior"
     (tmp_path / "bad.safetensors").write_bytes(b"not a checkpoint")
