@@ -43,7 +43,7 @@ from collections.abc import Callable
 import torch
 
 from deq_explorer.fixedpoint import StopRule, iterate
-from deq_explorer.fixedpoint.loop import _relative_residual
+from deq_explorer.fixedpoint.core import relative_residual
 from deq_explorer.metrics import batch_consistency, batch_psnr, batch_ssim
 from deq_explorer.priors.base import DenoiserPrior
 from deq_explorer.priors.nets import DEFAULT_CONFIGS, DnCNN
@@ -152,7 +152,7 @@ def breakdown(prior, spec: str, size: int, repeats: int) -> dict[str, list[float
         parts: dict[str, Callable[[], object]] = {
             "prior": lambda: prior.denoise(z),
             "T": lambda: fp.T(z),
-            "residual": lambda: _relative_residual(z, Tz).item(),
+            "residual": lambda: relative_residual(z, Tz).amax().item(),
             "consistency": lambda: batch_consistency(op, Tz, y).mean().item(),
             "change": lambda: (Tz - z).abs(),
             "psnr": lambda: batch_psnr(Tz, x_true).mean().item(),

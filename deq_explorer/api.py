@@ -10,13 +10,13 @@ model the solver uses: giving a different one sets up an operator-mismatch study
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import math
 import numbers
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,16 @@ import torch
 from torch import Tensor
 
 from deq_explorer.deq import jacobian
-from deq_explorer.deq.fixed_point import fixed_point
-from deq_explorer.fixedpoint import Iterate, Solution, StopRule, iterate, solve
+from deq_explorer.fixedpoint import (
+    Accelerator,
+    FixedPointMap,
+    Iterate,
+    Solution,
+    StopRule,
+    iterate,
+    solve,
+)
+from deq_explorer.fixedpoint.core import fixed_point
 from deq_explorer.images import ImageError, crop_to_multiple, load_image
 from deq_explorer.operators.base import LinearOperator, OperatorError
 from deq_explorer.priors.base import Prior
@@ -39,6 +47,8 @@ __all__ = [
     "Cost",
     "Problem",
     "ProblemError",
+    "Request",
+    "RequestError",
     "backbone",
     "build_prior",
     "check_cost",
@@ -403,13 +413,6 @@ def start_image(problem: Problem, start: str = "init", backbone_spec: str | None
 DIVERGE_AT = 1e4
 
 
-def _check_run_options(max_iter: int, tol: float) -> None:
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
-        raise ProblemError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if not (isinstance(tol, numbers.Real) and tol >= 0):
-        raise ProblemError(f"tol must be a number >= 0 (0 runs all max_iter), got {tol!r}")
-
-
 #: what a solve uses where neither the caller nor the prior's training names a setting
 SOLVE_DEFAULTS: dict[str, Any] = {"solver": "pnp-pgm", "accel": "none", "tol": 1e-4}
 
@@ -471,56 +474,141 @@ def solve_settings(
     return {k: v if v is not None else trained.get(k, fallback[k]) for k, v in given.items()}
 
 
+class RequestError(ProblemError):
+    """A :class:`Request` field holds a value no solve can use.
+
+    Attributes
+    ----------
+    field : str
+        The field's name (the CLI shows it as its flag).
+    reason : str
+        What is wrong, e.g. ``"must be a positive integer, got 0"``.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field} {reason}")
+        self.field, self.reason = field, reason
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """How to solve a problem: the prior, the solver, its accelerator, budget and start.
+
+    Validated once, here; :func:`run`, :func:`reconstruct`, the CLI and the GUI all take
+    one. ``solver``, ``accel`` and ``tol`` left at None are chosen by :meth:`settled`.
+
+    Attributes
+    ----------
+    prior : str or Prior
+        Registry spec, checkpoint path or :class:`Prior`.
+    solver, accel : str or None
+        Registry specs (None: the prior's trained setting, else the defaults).
+    max_iter : int
+        Iteration budget (≥ 1).
+    tol : float or None
+        Relative fixed-point residual to stop at (0 runs all ``max_iter``).
+    w : Tensor or None
+        The start image ``(1, C, H, W)`` (MCNet's backbone output; default ``init(y)``).
+    """
+
+    prior: str | Prior = "tv"
+    solver: str | None = None
+    accel: str | None = None
+    max_iter: int = 100
+    tol: float | None = None
+    w: Tensor | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        m = self.max_iter
+        if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 1:
+            raise RequestError("max_iter", f"must be a positive integer, got {m!r}")
+        t = self.tol
+        if t is not None and not (
+            isinstance(t, numbers.Real) and not isinstance(t, bool) and t >= 0
+        ):
+            raise RequestError("tol", f"must be a number >= 0 (0 runs all max_iter), got {t!r}")
+        if not isinstance(self.prior, (str, Prior)):
+            raise RequestError("prior", f"must be a spec, a checkpoint path or a Prior, got "
+                               f"{type(self.prior).__name__}")  # fmt: skip
+        for name in ("solver", "accel"):
+            if not isinstance(getattr(self, name), (str, type(None))):
+                raise RequestError(name, f"must be a spec string, got {getattr(self, name)!r}")
+
+    def settled(self, fallback: dict[str, Any] = SOLVE_DEFAULTS) -> Request:
+        """This request with ``solver``, ``accel``, ``tol`` filled in (:func:`solve_settings`)."""
+        chosen = solve_settings(
+            self.prior, solver=self.solver, accel=self.accel, tol=self.tol, fallback=fallback
+        )
+        return dataclasses.replace(self, **chosen)
+
+    def config(self) -> dict[str, Any]:
+        """JSON-ready description: the prior's spec or name and the solve settings."""
+        prior = self.prior if isinstance(self.prior, str) else self.prior.name
+        return {"prior": prior, "solver": self.solver, "accel": self.accel,
+                "max_iter": int(self.max_iter), "tol": self.tol}  # fmt: skip
+
+
+def _request(request: Request | None, options: dict[str, Any]) -> Request:
+    """The request a call asks for: ``request``, or one made of keyword ``options``."""
+    if request is None:
+        unknown = sorted(set(options) - {f.name for f in dataclasses.fields(Request)})
+        if unknown:
+            raise ProblemError(f"unknown solve options {unknown}; a Request has "
+                               f"{[f.name for f in dataclasses.fields(Request)]}")  # fmt: skip
+        return Request(**options)
+    if options:
+        raise ProblemError(f"give a Request or keyword options, not both ({sorted(options)})")
+    if not isinstance(request, Request):
+        raise ProblemError(f"expected an api.Request, got {type(request).__name__}")
+    return request
+
+
 def run(
     problem: Problem,
+    request: Request | None = None,
+    /,
     *,
-    prior: str | Prior = "tv",
-    solver: str | None = None,
-    accel: str | None = None,
-    max_iter: int = 100,
-    tol: float | None = None,
-    w: Tensor | None = None,
     stop: Callable[[], bool] | None = None,
+    **options: Any,
 ) -> Iterator[Iterate]:
     """Stream the iterations of a reconstruction (see :func:`deq_explorer.fixedpoint.iterate`).
 
-    ``solver``, ``accel`` and ``tol`` left at None take the settings the prior was
-    trained with (:func:`trained_settings`), else :data:`SOLVE_DEFAULTS`.
-    ``w`` is the MCNet backbone output (any image ``(1, C, H, W)``; default: ``init(y)``).
-    ``stop`` is polled between iterations.
+    ``request`` says what to solve with; keyword ``options`` (the fields of
+    :class:`Request`: ``prior``, ``solver``, ``accel``, ``max_iter``, ``tol``, ``w``)
+    make one instead. Settings left at None take the prior's trained ones
+    (:func:`trained_settings`), else :data:`SOLVE_DEFAULTS`. ``stop`` is polled
+    between iterations.
     """
-    fp_map, accelerator, rule = _prepare(problem, prior, solver, accel, max_iter, tol, w)
+    fp_map, accelerator, rule = _prepare(problem, _request(request, options))
     return iterate(fp_map, accelerator, rule, reference=problem.x_true, stop=stop)
 
 
 def reconstruct(
     problem: Problem,
+    request: Request | None = None,
+    /,
     *,
-    prior: str | Prior = "tv",
-    solver: str | None = None,
-    accel: str | None = None,
-    max_iter: int = 100,
-    tol: float | None = None,
-    w: Tensor | None = None,
     stop: Callable[[], bool] | None = None,
+    on_iterate: Callable[[Iterate], None] | None = None,
+    **options: Any,
 ) -> Solution:
-    """Run a reconstruction to its end; see :func:`run`."""
-    fp_map, accelerator, rule = _prepare(problem, prior, solver, accel, max_iter, tol, w)
-    return solve(fp_map, accelerator, rule, reference=problem.x_true, stop=stop)
+    """Run a reconstruction to its end; see :func:`run`. ``on_iterate`` sees every iterate."""
+    fp_map, accelerator, rule = _prepare(problem, _request(request, options))
+    return solve(
+        fp_map, accelerator, rule, reference=problem.x_true, stop=stop, on_iterate=on_iterate
+    )
 
 
-def spectral_radius(problem: Problem, *, iters: int = 30, **solve: Any) -> float:
+def spectral_radius(
+    problem: Problem, request: Request | None = None, /, *, iters: int = 30, **options: Any
+) -> float:
     """Spectral radius of the solver map's Jacobian ``∂T/∂z`` at the solve's end point.
 
     Below 1, ``T`` is locally contractive there (plain iteration converges near
-    it); model cards report it for the learned priors. ``solve`` takes the keyword
-    arguments of :func:`reconstruct` (``prior``, ``solver``, ``accel``, ``max_iter``,
-    ``tol``, ``w``); ``iters`` power iterations from a seeded start.
+    it); model cards report it for the learned priors. The solve is given as to
+    :func:`reconstruct`; ``iters`` power iterations from a seeded start.
     """
-    unknown = sorted(set(solve) - set(inspect.signature(_prepare).parameters) - {"problem"})
-    if unknown:
-        raise ProblemError(f"spectral_radius takes reconstruct's options, not {unknown}")
-    fp_map, accelerator, rule = _prepare(problem, **solve)
+    fp_map, accelerator, rule = _prepare(problem, _request(request, options))
     with torch.no_grad():
         end = fixed_point(fp_map.T, fp_map.z0, accelerator=accelerator, rule=rule)
     return jacobian.spectral_radius(fp_map.T, end.z, iters, torch.Generator().manual_seed(0))
@@ -554,18 +642,17 @@ def problem_defaults(spec: str | Prior, problem: Problem) -> str | Prior:
     return f"{spec},{extra}" if given else f"{name}:{extra}"
 
 
-def _prepare(problem, prior="tv", solver=None, accel=None, max_iter=100, tol=None, w=None):
-    chosen = solve_settings(prior, solver=solver, accel=accel, tol=tol)
-    solver, accel, tol = chosen["solver"], chosen["accel"], chosen["tol"]
-    _check_run_options(max_iter, tol)
+def _prepare(problem: Problem, request: Request) -> tuple[FixedPointMap, Accelerator, StopRule]:
+    """The fixed-point map, accelerator and stop rule that solve ``problem`` as ``request`` says."""
+    request = request.settled()
     device = problem.y.device
-    prior_obj = build_prior(problem_defaults(prior, problem), device=device)
+    prior = build_prior(problem_defaults(request.prior, problem), device=device)
+    w = request.w
     if w is not None:
         w = _as_image(w, unit_range=False).to(device=device, dtype=problem.x_init().dtype)
-    fp_map = solvers.build(solver, op=problem.op, prior=prior_obj, y=problem.y, w=w)
-    accelerator = accelerators.build(accel)
-    rule = StopRule(max_iter=int(max_iter), tol=float(tol), diverge_at=DIVERGE_AT)
-    return fp_map, accelerator, rule
+    fp_map = solvers.build(request.solver, op=problem.op, prior=prior, y=problem.y, w=w)
+    rule = StopRule(max_iter=int(request.max_iter), tol=float(request.tol), diverge_at=DIVERGE_AT)
+    return fp_map, accelerators.build(request.accel), rule
 
 
 @dataclass(frozen=True)

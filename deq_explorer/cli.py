@@ -9,6 +9,7 @@ diverged (its JSON says ``"status": "diverged"``), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -220,10 +221,6 @@ def _problem(args: argparse.Namespace):
     from deq_explorer import api
     from deq_explorer.images import load_image, load_measurement, to_gray
 
-    if args.max_iter < 1:
-        raise InputError(f"--max-iter must be a positive integer, got {args.max_iter}")
-    if args.tol is not None and not args.tol >= 0:
-        raise InputError(f"--tol must be >= 0 (0 runs all --max-iter iterations), got {args.tol}")
     if not (math.isfinite(args.noise) and args.noise >= 0):
         raise InputError(f"--noise must be >= 0 (AWGN sigma on the [0, 1] scale), got {args.noise}")
     if args.measurement is not None:
@@ -254,50 +251,58 @@ def _problem(args: argparse.Namespace):
     )
 
 
-def _solve(problem, prior: str, args: argparse.Namespace, progress: bool) -> dict[str, Any]:
+def _requests(args: argparse.Namespace, priors: list[str]):
+    """One :class:`api.Request` per prior, settled (the CLI's fallback accelerates)."""
+    from deq_explorer import api
+
+    try:
+        return [
+            api.Request(
+                prior=prior, solver=args.solver, accel=args.accel, max_iter=args.max_iter,
+                tol=args.tol,
+            ).settled(CLI_DEFAULTS)
+            for prior in priors
+        ]  # fmt: skip
+    except api.RequestError as exc:
+        raise InputError(f"--{exc.field.replace('_', '-')} {exc.reason}") from None
+
+
+def _solve(problem, request, args: argparse.Namespace, progress: bool) -> dict[str, Any]:
     from deq_explorer import api, metrics
 
     x0 = problem.x_init()
-    history: dict[str, list] = {"residual": [], "consistency": [], "psnr": [], "ssim": []}
-    last = None
-    chosen = api.solve_settings(
-        prior, solver=args.solver, accel=args.accel, tol=args.tol, fallback=CLI_DEFAULTS
-    )
     start = args.init or ("backbone" if args.backbone else "init")
-    w = api.start_image(problem, start, args.backbone)
+    request = dataclasses.replace(request, w=api.start_image(problem, start, args.backbone))
+
+    def show(it) -> None:
+        psnr = f"  psnr {it.psnr:.2f} dB" if it.psnr is not None else ""
+        line = f"{request.prior}: iteration {it.k}/{request.max_iter}  residual {it.residual:.2e}"
+        print(f"\r  {line}{psnr}", end="", file=sys.stderr, flush=True)
+
     t0 = time.perf_counter()
-    for it in api.run(problem, prior=prior, max_iter=args.max_iter, w=w, **chosen):
-        last = it
-        for key in history:
-            history[key].append(getattr(it, key))
-        if progress:
-            psnr = f"  psnr {it.psnr:.2f} dB" if it.psnr is not None else ""
-            line = f"{prior}: iteration {it.k}/{args.max_iter}  residual {it.residual:.2e}{psnr}"
-            print(f"\r  {line}", end="", file=sys.stderr, flush=True)
+    solution = api.reconstruct(problem, request, on_iterate=show if progress else None)
+    seconds = time.perf_counter() - t0
     if progress:
         print(file=sys.stderr)
-    seconds = time.perf_counter() - t0
-    x = last.x
+    history = {k: solution.history[k] for k in ("residual", "consistency", "psnr", "ssim")}
     ref = problem.x_true
     return {
-        "prior": api.problem_defaults(prior, problem),  # as solved: derived options shown
-        "solver": chosen["solver"],
-        "accel": chosen["accel"],
-        "tol": chosen["tol"],
+        "prior": api.problem_defaults(request.prior, problem),  # as solved: derived options shown
+        "solver": request.solver,
+        "accel": request.accel,
+        "tol": request.tol,
         "start": start,
-        "status": last.status.value,
-        "iterations": last.k,
+        "status": solution.status.value,
+        "iterations": solution.iterations,
         "seconds": round(seconds, 4),
-        "psnr": metrics.psnr(x, ref) if ref is not None else None,
-        "ssim": metrics.ssim(x, ref)
-        if ref is not None and min(x.shape[-2:]) >= metrics.SSIM_MIN_SIZE
-        else None,
+        "psnr": history["psnr"][-1],
+        "ssim": history["ssim"][-1],
         "psnr_init": metrics.psnr(x0, ref) if ref is not None else None,
-        "consistency": last.consistency,
-        "residual": last.residual,
+        "consistency": history["consistency"][-1],
+        "residual": history["residual"][-1],
         "residuals": history["residual"],
         "_history": history,
-        "_x": x,
+        "_x": solution.x,
         "_x0": x0,
     }
 
@@ -377,10 +382,11 @@ def _fmt(v: Any) -> str:
 def _reconstruct(args: argparse.Namespace) -> int:
     if args.out:
         _check_out(args.out, args.no_clobber)
+    (request,) = _requests(args, [args.prior])
     problem = _problem(args)
     _check_cost(problem, [args.prior], args)
     progress = sys.stderr.isatty() and not (args.json or args.quiet)
-    result = _solve(problem, args.prior, args, progress)
+    result = _solve(problem, request, args, progress)
     if args.out:
         _save_npz(args.out, problem, [result])
     out = _public(result) | problem.config()
@@ -417,10 +423,11 @@ def _check_cost(problem, priors: list[str], args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> int:
     if args.out:
         _check_out(args.out, args.no_clobber)
+    requests = _requests(args, args.prior)
     problem = _problem(args)
     _check_cost(problem, args.prior, args)
     progress = sys.stderr.isatty() and not (args.json or args.quiet)
-    results = [_solve(problem, prior, args, progress) for prior in args.prior]
+    results = [_solve(problem, request, args, progress) for request in requests]
     if args.out:
         _save_npz(args.out, problem, results)
     rows = [_public(r) for r in results]

@@ -225,6 +225,31 @@ def test_bad_run_options(crop48, options, message):
         api.run(problem, **options)  # checked when called, not on first next()
 
 
+def test_one_request_serves_run_reconstruct_and_spectral_radius(crop48):
+    problem = api.simulate(crop48, "deblur:sigma=1.0", noise=0.01)
+    request = api.Request(prior="tv:weight=0.02", max_iter=6, tol=0)
+    seen = []
+    solution = api.reconstruct(problem, request, on_iterate=seen.append)
+    streamed = list(api.run(problem, request))
+    assert [it.k for it in seen] == list(range(1, 7)) == [it.k for it in streamed]
+    assert solution.history["residual"] == [it.residual for it in seen]
+    assert torch.equal(solution.x, streamed[-1].x)
+    by_keywords = api.reconstruct(problem, prior="tv:weight=0.02", max_iter=6, tol=0)
+    assert by_keywords.history["residual"] == solution.history["residual"]
+    settled = request.settled()
+    assert (settled.solver, settled.accel, settled.tol) == ("pnp-pgm", "none", 0)
+    assert settled.config() == {"prior": "tv:weight=0.02", "solver": "pnp-pgm",
+                                "accel": "none", "max_iter": 6, "tol": 0}  # fmt: skip
+    assert api.spectral_radius(problem, request, iters=3) > 0
+    with pytest.raises(api.ProblemError, match="not both"):
+        api.reconstruct(problem, request, max_iter=3)
+    with pytest.raises(api.ProblemError, match=r"unknown solve options \['iterations'\]"):
+        api.reconstruct(problem, iterations=3)
+    with pytest.raises(api.RequestError, match="solver must be a spec") as err:
+        api.Request(solver=3)
+    assert err.value.field == "solver"
+
+
 @pytest.mark.parametrize(
     ("kind", "registry", "spec"),
     [

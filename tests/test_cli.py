@@ -213,14 +213,10 @@ def test_measurement_files_and_their_mistakes(capsys, images, tmp_path):
 
 
 def test_error_during_solve_leaves_no_file(capsys, images, tmp_path, monkeypatch):
-    real_run = api.run
-
-    def failing_run(*args, **kwargs):
-        its = real_run(*args, **kwargs)
-        yield next(its)
+    def failing_reconstruct(*args, on_iterate=None, **kwargs):
         raise RuntimeError("solver blew up")
 
-    monkeypatch.setattr(api, "run", failing_run)
+    monkeypatch.setattr(api, "reconstruct", failing_reconstruct)
     target = tmp_path / "result.npz"
     with pytest.raises(RuntimeError, match="blew up"):
         cli.main(["reconstruct", images["gray"], "--out", str(target), *FAST])
@@ -282,7 +278,7 @@ BAD_INPUTS = {
     ),
     "negative noise": (["{gray}", "--noise", "-0.1"], ["--noise must be >= 0"]),
     "max-iter 0": (["{gray}", "--max-iter", "0"], ["--max-iter must be a positive integer"]),
-    "negative tol": (["{gray}", "--tol", "-1"], ["--tol must be >= 0"]),
+    "negative tol": (["{gray}", "--tol", "-1"], ["--tol must be a number >= 0"]),
     "out suffix": (["{gray}", "--out", "result.txt"], ["--out must end with .npz"]),
     "out folder": (["{gray}", "--out", "/no/such/folder/r.npz"], ["does not exist", "create it"]),
 }

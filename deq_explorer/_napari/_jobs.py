@@ -10,8 +10,7 @@ the benchmark runs them headless.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,21 +18,7 @@ import torch
 from deq_explorer import api, metrics, training
 from deq_explorer.fixedpoint.base import Iterate
 
-__all__ = ["Frame", "SolveConfig", "compare_job", "release_memory", "solve_job", "train_job"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class SolveConfig:
-    """What the Reconstruct panel asks the core for (one :func:`api.run` call)."""
-
-    prior: str = "tv"
-    solver: str = "pnp-pgm"
-    accel: str = "none"
-    max_iter: int = 100
-    tol: float = 1e-4
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["Frame", "compare_job", "release_memory", "solve_job", "train_job"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,40 +72,25 @@ def release_memory(problem: api.Problem) -> None:
 
 
 def solve_job(
-    problem: api.Problem,
-    config: SolveConfig,
-    w: torch.Tensor | None = None,
-    run: int = 0,
-    *,
-    stop: Callable[[], bool],
+    problem: api.Problem, request: api.Request, run: int = 0, *, stop: Callable[[], bool]
 ) -> Iterator[Frame]:
     """Stream :func:`api.run` as frames; the last frame carries the final status."""
     torch.set_grad_enabled(False)
     try:
-        its = api.run(
-            problem,
-            prior=config.prior,
-            solver=config.solver,
-            accel=config.accel,
-            max_iter=config.max_iter,
-            tol=config.tol,
-            w=w,
-            stop=stop,
-        )
-        for it in its:
+        for it in api.run(problem, request, stop=stop):
             yield to_frame(it, problem.x_true, run)
     finally:
         release_memory(problem)
 
 
 def compare_job(
-    problem: api.Problem, configs: Sequence[SolveConfig], *, stop: Callable[[], bool]
+    problem: api.Problem, requests: Sequence[api.Request], *, stop: Callable[[], bool]
 ) -> Iterator[Frame]:
-    """Solve the same problem with each configuration in turn (``Frame.run`` = index)."""
-    for i, config in enumerate(configs):
+    """Solve the same problem with each request in turn (``Frame.run`` = index)."""
+    for i, request in enumerate(requests):
         if stop():
             return
-        yield from solve_job(problem, config, run=i, stop=stop)
+        yield from solve_job(problem, request, run=i, stop=stop)
 
 
 def train_job(

@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
 from deq_explorer import api
 from deq_explorer._napari import _problems
 from deq_explorer._napari._convert import to_layer_data
-from deq_explorer._napari._jobs import Frame, SolveConfig, compare_job
+from deq_explorer._napari._jobs import Frame, compare_job
 from deq_explorer._napari._plot import Axis, CurvePlot
 from deq_explorer._napari._runner import Failed, Runner
 from deq_explorer._napari._widgets import (
@@ -153,7 +153,7 @@ class ComparePanel(QWidget):
         layout.addLayout(row)
 
         self.runner = Runner(self, self._on_frames, self._on_done)
-        self.configs: list[SolveConfig] = []
+        self.configs: list[api.Request] = []
         self.frames: dict[int, list[Frame]] = {}
         self.layers: dict[int, Any] = {}
         self.run_button.clicked.connect(self.run)
@@ -217,7 +217,7 @@ class ComparePanel(QWidget):
             return False
         form = {"solver": self.solver.spec, "accel": self.accel.spec, "tol": float(self.tol.value)}
         self.configs = [
-            SolveConfig(
+            api.Request(
                 prior=spec,
                 max_iter=int(self.max_iter.value),
                 **(api.solve_settings(spec, fallback=form) if self.trained.value else form),
@@ -284,7 +284,7 @@ class ComparePanel(QWidget):
         row = self.row(run)
         layer.metadata[_problems.KEY] = {
             "role": "comparison",
-            "config": config.as_dict(),
+            "config": config.config(),
             "status": f.status,
             "metrics": dict(zip(COLUMNS, row, strict=True)),
             "history": history_of(self.frames[run]),

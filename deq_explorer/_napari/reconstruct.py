@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 from deq_explorer import api
 from deq_explorer._napari import _problems
 from deq_explorer._napari._convert import from_layer_data, to_layer_data
-from deq_explorer._napari._jobs import Frame, SolveConfig, solve_job
+from deq_explorer._napari._jobs import Frame, solve_job
 from deq_explorer._napari._plot import Axis, CurvePlot
 from deq_explorer._napari._runner import Failed, Runner
 from deq_explorer._napari._widgets import (
@@ -148,7 +149,7 @@ class ReconstructPanel(QWidget):
         self.last: Frame | None = None
         self._maps_due: Frame | None = None  # the frame whose change/error maps are queued
         self._maps_shown = 0.0
-        self.config: SolveConfig | None = None
+        self.config: api.Request | None = None
         self._stack: np.ndarray | None = None
         self._stack_ks: list[int] = []
         self._plotted = 0.0
@@ -258,8 +259,8 @@ class ReconstructPanel(QWidget):
         self.pause_button.setText("Pause")
 
     # -- control ----------------------------------------------------------------------
-    def config_from_form(self) -> SolveConfig:
-        return SolveConfig(
+    def config_from_form(self) -> api.Request:
+        return api.Request(
             prior=self.prior.spec,
             solver=self.solver.spec,
             accel=self.accel.spec,
@@ -278,12 +279,11 @@ class ReconstructPanel(QWidget):
             return False
         try:
             problem = _problems.problem_of(layer, self.viewer.layers)
-            w = self._backbone(problem)
+            self.config = replace(self.config_from_form(), w=self._backbone(problem))
         except ValueError as exc:
             show_error(f"Run: {exc}")
             self.status.setText(f"not started: {exc}")  # not the last run's text
             return False
-        self.config = self.config_from_form()
         try:
             warning = api.check_cost(problem, self.config.prior, self.config.max_iter)
         except ValueError as exc:
@@ -310,7 +310,7 @@ class ReconstructPanel(QWidget):
         self.progress.setValue(0)
         self.status.setText(f"running {self.config.prior} · {self.config.solver} …")
         self._set_running(True)
-        self.runner.start(solve_job, problem, self.config, w)
+        self.runner.start(solve_job, problem, self.config)
         return True
 
     def _backbone(self, problem: Any) -> torch.Tensor | None:
@@ -435,7 +435,7 @@ class ReconstructPanel(QWidget):
         history = history_of(self.frames)
         self.plot.set_series("run", history)
         # as solved: with the options the prior derived from the problem (TV's weight)
-        config = self.config.as_dict()
+        config = self.config.config()
         config["prior"] = api.problem_defaults(self.config.prior, self.problem)
         metrics = {
             "psnr": f.psnr,

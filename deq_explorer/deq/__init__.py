@@ -1,11 +1,5 @@
 """Deep-equilibrium layer and its backward rules (implicit, Jacobian-free, unrolled)."""
 
-from deq_explorer.deq.fixed_point import (
-    FixedPointResult,
-    fixed_point,
-    mse_residual,
-    relative_residual,
-)
 from deq_explorer.deq.layer import (
     DEQ,
     Backward,
@@ -14,6 +8,12 @@ from deq_explorer.deq.layer import (
     Implicit,
     JacobianFree,
     Unrolled,
+)
+from deq_explorer.fixedpoint.core import (
+    FixedPointResult,
+    fixed_point,
+    mse_residual,
+    relative_residual,
 )
 
 __all__ = [

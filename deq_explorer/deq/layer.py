@@ -24,8 +24,8 @@ from typing import Union
 import torch
 from torch import Tensor
 
-from deq_explorer.deq.fixed_point import Residual, fixed_point, relative_residual
 from deq_explorer.fixedpoint.base import Accelerator, FixedPointMap, Status, StopRule
+from deq_explorer.fixedpoint.core import Residual, fixed_point, relative_residual
 
 FORWARD_RULE = StopRule(max_iter=100, tol=1e-4)
 BACKWARD_RULE = StopRule(max_iter=100, tol=1e-6)
@@ -44,7 +44,7 @@ class Forward:
     rule : StopRule
         Iteration budget, tolerance and divergence bound.
     residual : callable
-        ``(z, T(z)) -> float`` compared with ``rule.tol``.
+        ``(z, T(z)) -> (B,)``; its largest item is compared with ``rule.tol``.
     """
 
     accelerator: Accelerator | None = None

@@ -1,4 +1,4 @@
-"""Solvers as fixed-point maps, accelerators, and the iteration loop.
+"""Solvers as fixed-point maps, accelerators, the fixed-point core and its monitoring loop.
 
 Importing this package registers the solvers (``pnp-pgm``, ``red-sd``,
 ``fb``, ``pnp-admm``, ``mcnet-admm``) and accelerators (``none``,
@@ -17,15 +17,20 @@ from deq_explorer.fixedpoint.base import (
     Status,
     StopRule,
 )
+from deq_explorer.fixedpoint.core import FixedPointResult, Step, fixed_point, steps
 from deq_explorer.fixedpoint.loop import iterate, solve
 
 __all__ = [
     "Accelerator",
     "FixedPointMap",
+    "FixedPointResult",
     "Iterate",
     "Solution",
     "Status",
+    "Step",
     "StopRule",
+    "fixed_point",
     "iterate",
     "solve",
+    "steps",
 ]

@@ -153,9 +153,9 @@ def test_fixed_point_status_and_residuals() -> None:
     assert r.status is Status.DIVERGED and float(r.z.abs().max()) <= 1e10
     r = fixed_point(lambda z: 0.5 * z, z0, rule=StopRule(max_iter=4, tol=0))
     assert r.status is Status.MAX_ITER and r.iterations == 4
-    calls = iter([False, False, True])
+    calls = iter([False, False, True])  # polled after each iteration
     r = fixed_point(lambda z: 0.5 * z, z0, rule=StopRule(tol=0), stop=lambda: next(calls))
-    assert r.status is Status.STOPPED and r.iterations == 2
+    assert r.status is Status.STOPPED and r.iterations == 3
     shift = lambda d: lambda z: z + d  # noqa: E731 - MSE between iterates is d²
     r = fixed_point(shift(1e-3), z0, rule=StopRule(max_iter=5, tol=1e-7), residual=mse_residual)
     assert r.status is Status.MAX_ITER
