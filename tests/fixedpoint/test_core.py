@@ -87,7 +87,7 @@ def test_residuals_are_per_item() -> None:
 )
 def test_bad_rules_are_refused_by_every_entry_point(mask_operator, rule) -> None:
     fp = two_rate_map(mask_operator)
-    with pytest.raises(ValueError, match="max_iter|tol"):
+    with pytest.raises(ValueError, match=r"max_iter|tol"):
         fixed_point(fp.T, fp.z0, rule=rule)
-    with pytest.raises(ValueError, match="max_iter|tol"):
+    with pytest.raises(ValueError, match=r"max_iter|tol"):
         next(iterate(fp, rule=rule))
