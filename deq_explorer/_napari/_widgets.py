@@ -6,15 +6,17 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from magicgui.widgets import ComboBox, Container, LineEdit
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
 from napari.layers import Image, Layer
 from psygnal import Signal
 from qtpy.QtWidgets import QProgressBar
 
-from deq_explorer.registry import Registry
+from deq_explorer import api
+from deq_explorer.registry import Registry, accelerators, solvers
 
 __all__ = [
     "ProgressBar",
+    "SolveForm",
     "SpecPicker",
     "device_choices",
     "events",
@@ -105,6 +107,41 @@ class SpecPicker(Container):
     def refresh(self) -> None:
         """Re-read the registry's names (keeps the current choice when it still exists)."""
         self.choice.reset_choices()
+
+
+class SolveForm:
+    """The solver, accelerator, iteration budget and tolerance fields every solve panel shows.
+
+    The panels place :attr:`widgets` in their own forms and read one request back.
+    """
+
+    def __init__(self) -> None:
+        self.solver = SpecPicker("solver", solvers, "pnp-pgm")
+        self.accel = SpecPicker("accelerator", accelerators, "none")
+        self.max_iter = SpinBox(label="max iterations", value=100, min=1, max=100_000)
+        self.tol = FloatSpinBox(label="tolerance", value=1e-4, min=0.0, max=1.0, step=1e-5)
+        self.tol.tooltip = "stop when the relative fixed-point residual falls below (0: never)"
+
+    @property
+    def widgets(self) -> list[Any]:
+        return [self.solver, self.accel, self.max_iter, self.tol]
+
+    def request(self, prior: str, *, trained: bool = False, w: Any = None) -> api.Request:
+        """The request for ``prior`` with the form's settings; with ``trained``, a learned
+        prior's trained solver, accelerator and tolerance replace the form's."""
+        form = {"solver": self.solver.spec, "accel": self.accel.spec, "tol": float(self.tol.value)}
+        chosen = api.solve_settings(prior, fallback=form) if trained else form
+        return api.Request(prior=prior, max_iter=int(self.max_iter.value), w=w, **chosen)
+
+    def use_trained(self, prior: str) -> None:
+        """Show the solver, accelerator and tolerance ``prior`` records from its training."""
+        trained = api.trained_settings(prior)
+        if "solver" in trained:
+            self.solver.set_spec(trained["solver"])
+        if "accel" in trained:
+            self.accel.set_spec(trained["accel"])
+        if "tol" in trained:
+            self.tol.value = trained["tol"]
 
 
 class ProgressBar(QProgressBar):

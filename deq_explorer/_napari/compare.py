@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, LineEdit
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -29,16 +29,16 @@ from deq_explorer._napari import _problems
 from deq_explorer._napari._convert import to_layer_data
 from deq_explorer._napari._jobs import Frame, compare_job
 from deq_explorer._napari._plot import Axis, CurvePlot
+from deq_explorer._napari._run import Comparison, Run
 from deq_explorer._napari._runner import Failed, Runner
 from deq_explorer._napari._widgets import (
     FollowNewest,
     ProgressBar,
-    SpecPicker,
+    SolveForm,
     image_layers,
     on_priors_changed,
 )
-from deq_explorer._napari.reconstruct import history_of
-from deq_explorer.registry import accelerators, priors, solvers
+from deq_explorer.registry import priors
 
 if TYPE_CHECKING:
     import napari
@@ -110,18 +110,16 @@ class ComparePanel(QWidget):
         self.extra = LineEdit(
             label="more priors", tooltip="specs separated by ';', e.g. tv:weight=0.1"
         )
-        self.solver = SpecPicker("solver", solvers, "pnp-pgm")
-        self.accel = SpecPicker("accelerator", accelerators, "none")
-        self.max_iter = SpinBox(label="max iterations", value=100, min=1, max=100_000)
-        self.tol = FloatSpinBox(label="tolerance", value=1e-4, min=0.0, max=1.0, step=1e-5)
+        self.solve_form = SolveForm()
+        self.solver, self.accel = self.solve_form.solver, self.solve_form.accel
+        self.max_iter, self.tol = self.solve_form.max_iter, self.solve_form.tol
         self.trained = CheckBox(
             text="learned priors use their trained solve", value=True,
             tooltip="a prior trained in a solver (deq-mri-radial10, mtdeq ...) runs with that "
             "solver, accelerator and tolerance; the others with the form's",
         )  # fmt: skip
         self.form = Container(
-            widgets=[self.measurement, self.solver, self.accel, self.max_iter, self.tol,
-                     self.trained, self.extra]
+            widgets=[self.measurement, *self.solve_form.widgets, self.trained, self.extra]
         )  # fmt: skip
         self.prior_list = QListWidget()
         self.prior_list.setMaximumHeight(120)
@@ -153,8 +151,7 @@ class ComparePanel(QWidget):
         layout.addLayout(row)
 
         self.runner = Runner(self, self._on_frames, self._on_done)
-        self.configs: list[api.Request] = []
-        self.frames: dict[int, list[Frame]] = {}
+        self.model: Comparison | None = None  # the current or last comparison
         self.layers: dict[int, Any] = {}
         self.run_button.clicked.connect(self.run)
         self.stop_button.clicked.connect(self.runner.stop)
@@ -166,6 +163,16 @@ class ComparePanel(QWidget):
         on_priors_changed(self, self.refresh_priors)
         self.refresh_priors()
         self._set_running(False)
+
+    # -- the run model, read by tests and tools ------------------------------------------
+    @property
+    def configs(self) -> list[api.Request]:
+        return [run.request for run in self.model.runs] if self.model else []
+
+    @property
+    def frames(self) -> dict[int, list[Frame]]:
+        runs = self.model.runs if self.model else []
+        return {i: run.frames for i, run in enumerate(runs) if run.frames}
 
     # -- choices ------------------------------------------------------------------
     def refresh_priors(self, *_: Any) -> None:
@@ -215,20 +222,17 @@ class ComparePanel(QWidget):
         except ValueError as exc:
             show_error(f"Compare: {exc}")
             return False
-        form = {"solver": self.solver.spec, "accel": self.accel.spec, "tol": float(self.tol.value)}
-        self.configs = [
-            api.Request(
-                prior=spec,
-                max_iter=int(self.max_iter.value),
-                **(api.solve_settings(spec, fallback=form) if self.trained.value else form),
-            )
-            for spec in specs
-        ]
-        self.frames, self.layers = {}, {}
-        self.plot.set_xmax(self.configs[0].max_iter)
+        try:
+            requests = [self.solve_form.request(p, trained=self.trained.value) for p in specs]
+        except ValueError as exc:
+            show_error(f"Compare: {exc}")
+            return False
+        self.model = Comparison(problem, requests)
+        self.layers = {}
+        self.plot.set_xmax(max(r.max_iter for r in requests))
         self.plot.clear()
         self.table.setRowCount(0)
-        self.progress.setRange(0, len(self.configs) * self.configs[0].max_iter)
+        self.progress.setRange(0, self.model.progress()[1])
         self.progress.setValue(0)
         self.status.setText(f"comparing {len(specs)} priors …")
         if self._saved_view is None:  # a second comparison keeps the first one's "before"
@@ -236,7 +240,7 @@ class ComparePanel(QWidget):
         for other in self.viewer.layers:
             other.visible = False
         self._set_running(True)
-        self.runner.start(compare_job, problem, self.configs)
+        self.runner.start(compare_job, problem, requests)
         return True
 
     # -- streaming ---------------------------------------------------------------------
@@ -244,19 +248,13 @@ class ComparePanel(QWidget):
         for m in batch:
             if isinstance(m, Failed):
                 show_error(f"Comparison failed: {m.message}")
-        frames = [m for m in batch if isinstance(m, Frame)]
-        for f in frames:
-            self.frames.setdefault(f.run, []).append(f)
-        for run in sorted({f.run for f in frames}):
-            last = self.frames[run][-1]
-            self._show(run, last)
-            self.plot.set_series(self.configs[run].prior, history_of(self.frames[run]))
-            if last.status != "running":
-                self._finish(run, last)
-        if frames:
-            f = frames[-1]
-            steps = self.configs[0].max_iter  # a run that ends early fills its share
-            self.progress.setValue(f.run * steps + (f.k if f.status == "running" else steps))
+        for i in self.model.add([m for m in batch if isinstance(m, Frame)]):
+            run = self.model.runs[i]
+            self._show(i, run.last)
+            self.plot.set_series(run.label, run.history())
+            if run.ended:
+                self._finish(i, run)
+        self.progress.setValue(self.model.progress()[0])
 
     def _show(self, run: int, f: Frame) -> None:
         data, rgb = to_layer_data(f.x)
@@ -265,7 +263,7 @@ class ComparePanel(QWidget):
             layer = self.viewer.add_image(
                 data,
                 rgb=rgb,
-                name=self.configs[run].prior,
+                name=self.model.runs[run].label,
                 contrast_limits=None if rgb else (0.0, 1.0),
             )
             layer.name_overlay.visible = True
@@ -275,20 +273,14 @@ class ComparePanel(QWidget):
         else:
             layer.data = data
 
-    def _finish(self, run: int, f: Frame) -> None:
-        config, layer = self.configs[run], self.layers[run]
-        label = config.prior
+    def _finish(self, i: int, run: Run) -> None:
+        f, layer = run.last, self.layers[i]
+        label = run.label
         if f.psnr is not None:
             label += f" | PSNR {f.psnr:.2f} dB | SSIM {f.ssim:.3f}"
         layer.name = label
-        row = self.row(run)
-        layer.metadata[_problems.KEY] = {
-            "role": "comparison",
-            "config": config.config(),
-            "status": f.status,
-            "metrics": dict(zip(COLUMNS, row, strict=True)),
-            "history": history_of(self.frames[run]),
-        }
+        row = self.row(i)
+        layer.metadata[_problems.KEY] = run.metadata("comparison")
         n = self.table.rowCount()
         self.table.insertRow(n)
         for j, value in enumerate(row):
@@ -297,9 +289,9 @@ class ComparePanel(QWidget):
 
     def row(self, run: int) -> tuple:
         """The table row of run ``run``: values in :data:`COLUMNS` order."""
-        c, f = self.configs[run], self.frames[run][-1]
+        c, f = self.model.runs[run].request, self.model.runs[run].last
         return (
-            c.prior,
+            self.model.runs[run].label,
             c.solver,
             c.accel,
             f.status,
@@ -312,15 +304,10 @@ class ComparePanel(QWidget):
 
     def _on_done(self) -> None:
         self._set_running(False)
-        ends = [fs[-1].status for fs in self.frames.values() if fs]
-        done = sum(1 for status in ends if status not in ("running", "stopped"))
-        total = len(self.configs)
         self.viewer.reset_view()
-        if done == total:
-            self.status.setText(f"all {total} runs finished")  # "Restore view" undoes the grid
-            show_info(f"Comparison finished: {done} runs (see the table).")
-        else:
-            self.status.setText(f"stopped: {done} of {total} runs finished")
+        self.status.setText(self.model.final_text())  # "Restore view" undoes the grid
+        if all(run.finished for run in self.model.runs):
+            show_info(f"Comparison finished: {len(self.model.runs)} runs (see the table).")
 
     def restore_view(self, *_: Any) -> bool:
         """Put back the viewer as it was before the comparison; returns whether there was one."""

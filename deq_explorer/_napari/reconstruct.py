@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FileEdit,
-    FloatSpinBox,
-    Label,
-    SpinBox,
-)
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, SpinBox
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
@@ -27,16 +18,18 @@ from deq_explorer._napari import _problems
 from deq_explorer._napari._convert import from_layer_data, to_layer_data
 from deq_explorer._napari._jobs import Frame, solve_job
 from deq_explorer._napari._plot import Axis, CurvePlot
+from deq_explorer._napari._run import Run, StackPolicy, history_of, takes_start
 from deq_explorer._napari._runner import Failed, Runner
 from deq_explorer._napari._widgets import (
     FollowNewest,
     ProgressBar,
+    SolveForm,
     SpecPicker,
     image_layers,
     on_priors_changed,
 )
 from deq_explorer.priors.checkpoint import register_checkpoint, register_user_priors
-from deq_explorer.registry import accelerators, priors, solvers
+from deq_explorer.registry import priors
 
 if TYPE_CHECKING:
     import napari
@@ -50,22 +43,9 @@ CURVES = (
     Axis(key="consistency", label="‖Ax−y‖/‖y‖", log=True),
 )
 RESULT, CHANGE, ERROR, STACK = "reconstruction", "|x_k − x_k−1|", "|x_k − x*|", "iterates"
-#: how the status line says each way a solve ends
-STATUS_WORDS = {
-    "converged": "converged",
-    "max_iter": "stopped at the iteration cap",
-    "diverged": "diverged",
-    "stopped": "stopped by you",
-}
 _PLOT_EVERY_S = 0.5  # redraw the curves at most twice a second while running
 _MAPS_EVERY_S = 0.5  # and the change/error maps (the result layer follows every batch)
 _GAP = 8  # pixels between the result, change and error layers
-
-
-def history_of(frames: list[Frame]) -> dict[str, list]:
-    """The scalar history of a run (lists by key), as stored in the result's metadata."""
-    keys = ("k", "residual", "consistency", "psnr", "ssim", "seconds")
-    return {key: [getattr(f, key) for f in frames] for key in keys}
 
 
 class ReconstructPanel(QWidget):
@@ -96,15 +76,14 @@ class ReconstructPanel(QWidget):
             label="load prior", mode="r", filter="*.safetensors *.pt", value=""
         )
         self.checkpoint.tooltip = "a trained checkpoint (.safetensors, .pt) to add as a prior"
-        self.solver = SpecPicker("solver", solvers, "pnp-pgm")
-        self.accel = SpecPicker("accelerator", accelerators, "none")
+        self.solve_form = SolveForm()
+        self.solver, self.accel = self.solve_form.solver, self.solve_form.accel
+        self.max_iter, self.tol = self.solve_form.max_iter, self.solve_form.tol
         self.w_layer = ComboBox(
             label="backbone w",
             choices=lambda _: [("init(y) (default)", None), *image_layers(self.viewer)],
             tooltip="MCNet: the backbone output the consistency layer starts from",
         )
-        self.max_iter = SpinBox(label="max iterations", value=100, min=1, max=100_000)
-        self.tol = FloatSpinBox(label="tolerance", value=1e-4, min=0.0, max=1.0, step=1e-5)
         self.record = CheckBox(text="record iterates into a stack")
         self.every = SpinBox(label="every k-th", value=1, min=1, max=10_000)
         self.budget = SpinBox(label="budget [MB]", value=256, min=1, max=65_536)
@@ -145,15 +124,10 @@ class ReconstructPanel(QWidget):
         layout.addWidget(self.plot, 1)
 
         self.runner = Runner(self, self._on_frames, self._on_done, interval_ms=250)
-        self.frames: list[Frame] = []
-        self.last: Frame | None = None
+        self.model: Run | None = None  # the current or last run
         self._maps_due: Frame | None = None  # the frame whose change/error maps are queued
         self._maps_shown = 0.0
-        self.config: api.Request | None = None
-        self._stack: np.ndarray | None = None
-        self._stack_ks: list[int] = []
         self._plotted = 0.0
-        self._run_meta: dict[str, Any] = {}
 
         self.run_button.clicked.connect(self.run)
         self.pause_button.clicked.connect(self.toggle_pause)
@@ -170,6 +144,23 @@ class ReconstructPanel(QWidget):
         self._set_running(False)
         self._update_budget()
 
+    # -- the run model, read by tests and tools ------------------------------------------
+    @property
+    def frames(self) -> list[Frame]:
+        return self.model.frames if self.model else []
+
+    @property
+    def last(self) -> Frame | None:
+        return self.model.last if self.model else None
+
+    @property
+    def config(self) -> api.Request | None:
+        return self.model.request if self.model else None
+
+    @property
+    def problem(self) -> api.Problem | None:
+        return self.model.problem if self.model else None
+
     # -- form state ---------------------------------------------------------------
     def reset_choices(self, *_: Any) -> None:
         """Refresh layer and registry choices (napari calls this on layer changes)."""
@@ -178,7 +169,7 @@ class ReconstructPanel(QWidget):
         self._update_budget()
 
     def _solver_changed(self, name: str | None) -> None:
-        self.w_layer.visible = name == "mcnet-admm"
+        self.w_layer.visible = takes_start(name)
         self._prefill_beta()
 
     def load_checkpoint(self, path: str) -> str | None:
@@ -201,19 +192,17 @@ class ReconstructPanel(QWidget):
 
     def _use_trained_settings(self, *_: Any) -> None:
         """A learned prior: the solver, accelerator and tolerance it was trained with."""
-        trained = api.trained_settings(self.prior.spec)
-        if "solver" in trained:
-            self.solver.set_spec(trained["solver"])
-        if "accel" in trained:
-            self.accel.set_spec(trained["accel"])
-        if "tol" in trained:
-            self.tol.value = trained["tol"]
+        self.solve_form.use_trained(self.prior.spec)
         self._prefill_beta()
 
     def _prefill_beta(self, *_: Any) -> None:
-        """MCNet with a prior trained with its layer: that prior's learned β in the options."""
-        prior = self.prior.choice.value
-        if self.solver.choice.value != "mcnet-admm" or prior not in priors:
+        """A solver with a β option (MCNet) and a prior trained with it: the learned β."""
+        prior, solver = self.prior.choice.value, self.solver.choice.value
+        if (
+            prior not in priors
+            or solver is None
+            or "beta" not in self.solver.registry.entry(solver).options()
+        ):
             return
         beta = priors.entry(prior).metadata.get("beta")
         if isinstance(beta, (int, float)) and not isinstance(beta, bool):
@@ -221,11 +210,13 @@ class ReconstructPanel(QWidget):
             options = [o for o in options if not o.strip().startswith("beta=")]
             self.solver.params.value = ",".join([*options, f"beta={beta:.6g}"])
 
+    def stack_policy(self, shape: tuple[int, ...]) -> StackPolicy:
+        """What the stack of iterates ``(C, H, W)`` keeps with the form's settings."""
+        return StackPolicy.within(self.budget.value, self.every.value, self.max_iter.value, shape)
+
     def stack_capacity(self, shape: tuple[int, ...]) -> int:
         """How many iterates of ``(C, H, W)`` float32 the stack keeps."""
-        per_frame = 4 * int(np.prod(shape))
-        wanted = -(-self.max_iter.value // self.every.value)
-        return max(1, min(wanted, (self.budget.value * 2**20) // per_frame))
+        return self.stack_policy(shape).capacity
 
     def _update_budget(self, *_: Any) -> None:
         for w in (self.every, self.budget, self.budget_info):
@@ -260,13 +251,7 @@ class ReconstructPanel(QWidget):
 
     # -- control ----------------------------------------------------------------------
     def config_from_form(self) -> api.Request:
-        return api.Request(
-            prior=self.prior.spec,
-            solver=self.solver.spec,
-            accel=self.accel.spec,
-            max_iter=int(self.max_iter.value),
-            tol=float(self.tol.value),
-        )
+        return self.solve_form.request(self.prior.spec)
 
     def run(self, *_: Any) -> bool:
         """Start a solve of the chosen measurement; returns whether it started."""
@@ -279,24 +264,21 @@ class ReconstructPanel(QWidget):
             return False
         try:
             problem = _problems.problem_of(layer, self.viewer.layers)
-            self.config = replace(self.config_from_form(), w=self._backbone(problem))
+            request = self.solve_form.request(self.prior.spec, w=self._backbone(problem))
+            warning = api.check_cost(problem, request.prior, request.max_iter)
         except ValueError as exc:
             show_error(f"Run: {exc}")
             self.status.setText(f"not started: {exc}")  # not the last run's text
             return False
-        try:
-            warning = api.check_cost(problem, self.config.prior, self.config.max_iter)
-        except ValueError as exc:
-            show_error(f"Run: {exc}")
-            return False
         if warning:
             show_warning(f"{warning}. Stop ends it at any time.")
-        self.problem, self.frames, self.last = problem, [], None
-        self._stack, self._stack_ks = None, []
-        self._error_scaled = False
         # what was solved, kept now: the layer may be renamed or deleted while the solve runs
         recipe = {k: v for k, v in (_problems.recipe_of(layer) or {}).items() if k != "role"}
-        self._run_meta = {"measurement": layer.name, "problem": recipe, "started": time.time()}
+        policy = self.stack_policy(tuple(problem.op.x_shape)) if self.record.value else None
+        self.model = Run(
+            problem, request, stack=policy, source={"measurement": layer.name, "problem": recipe}
+        )
+        self._error_scaled = False
         if STACK in self.viewer.layers:  # the last run's iterates would cover this run's result
             self.viewer.layers.remove(STACK)
         if self.viewer.canvas.grid.enabled:  # a comparison's grid would scatter the result
@@ -304,18 +286,18 @@ class ReconstructPanel(QWidget):
         for name in (RESULT, CHANGE, ERROR):  # hidden by a comparison, shown again
             if name in self.viewer.layers:
                 self.viewer.layers[name].visible = True
-        self.plot.set_xmax(self.config.max_iter)
+        self.plot.set_xmax(request.max_iter)
         self.plot.clear()
-        self.progress.setRange(0, self.config.max_iter)
+        self.progress.setRange(0, request.max_iter)
         self.progress.setValue(0)
-        self.status.setText(f"running {self.config.prior} · {self.config.solver} …")
+        self.status.setText(self.model.starting_text())
         self._set_running(True)
-        self.runner.start(solve_job, problem, self.config)
+        self.runner.start(solve_job, problem, request)
         return True
 
     def _backbone(self, problem: Any) -> torch.Tensor | None:
         layer = self.w_layer.value
-        if self.solver.choice.value != "mcnet-admm" or layer is None:
+        if not takes_start(self.solver.spec) or layer is None:
             return None
         w = from_layer_data(layer.data, layer.rgb, layer.name, unit_range=False)
         if w.shape != tuple(problem.op.x_shape):
@@ -336,35 +318,20 @@ class ReconstructPanel(QWidget):
 
     # -- streaming ------------------------------------------------------------------------
     def _on_frames(self, batch: list[Any]) -> None:
-        frames = [m for m in batch if isinstance(m, Frame)]
-        for f in frames:
-            self._record(f)
-        self.frames.extend(frames)
-        failed = [m for m in batch if isinstance(m, Failed)]
-        if frames:
-            self.last = frames[-1]
-            self._show(self.last)
-            done = self.last.status != "running"  # converged early, stopped, diverged: full
-            top = self.progress.maximum()
-            self.progress.setValue(top if done else min(self.last.k, top))
-            now = time.perf_counter()
-            if now - self._plotted > _PLOT_EVERY_S:
-                self._plotted = now
-                self.plot.set_series("run", history_of(self.frames))
-            psnr = "" if self.last.psnr is None else f", PSNR {self.last.psnr:.2f} dB"
-            self.status.setText(f"iteration {self.last.k}: residual {self.last.residual:.2e}{psnr}")
-        for f in failed:
-            self._run_meta["error"] = f.message
-            show_error(f"Reconstruction failed: {f.message}")
-
-    def _record(self, f: Frame) -> None:
-        if not self.record.value or (f.k % self.every.value and f.status == "running"):
+        run = self.model
+        run.add([m for m in batch if isinstance(m, Frame)])
+        for failed in (m for m in batch if isinstance(m, Failed)):
+            run.fail(failed.message)
+            show_error(f"Reconstruction failed: {failed.message}")
+        if run.last is None or not any(isinstance(m, Frame) for m in batch):
             return
-        if self._stack is None:
-            self._stack = np.empty((self.stack_capacity(f.x.shape), *f.x.shape), np.float32)
-        if len(self._stack_ks) < len(self._stack):
-            self._stack[len(self._stack_ks)] = f.x
-            self._stack_ks.append(f.k)
+        self._show(run.last)
+        self.progress.setValue(run.progress())
+        now = time.perf_counter()
+        if now - self._plotted > _PLOT_EVERY_S:
+            self._plotted = now
+            self.plot.set_series("run", run.history())
+        self.status.setText(run.live_text())
 
     def _layer(self, name: str, data: np.ndarray, rgb: bool, slot: int, **kwargs: Any) -> Image:
         """Update layer ``name`` in place when it fits, else add it ``slot`` widths to the right."""
@@ -428,45 +395,22 @@ class ReconstructPanel(QWidget):
                 self.viewer.layers[name].refresh(
                     data_displayed=False, highlight=False, extent=False
                 )
-        f = self.last
-        if f is None:
-            self.status.setText(f"failed: {self._run_meta.get('error', 'no iterate')}")
+        run = self.model
+        self.status.setText(run.final_text())
+        if run.last is None:
             return
-        history = history_of(self.frames)
-        self.plot.set_series("run", history)
-        # as solved: with the options the prior derived from the problem (TV's weight)
-        config = self.config.config()
-        config["prior"] = api.problem_defaults(self.config.prior, self.problem)
-        metrics = {
-            "psnr": f.psnr,
-            "ssim": f.ssim,
-            "consistency": f.consistency,
-            "residual": f.residual,
-            "iterations": f.k,
-            "seconds": f.seconds,
-        }
-        self.result.metadata[_problems.KEY] = {
-            "role": "reconstruction",
-            "config": config,
-            "problem": self._run_meta["problem"],
-            "measurement": self._run_meta["measurement"],
-            "status": f.status,
-            "metrics": metrics,
-            "history": history,
-        }
-        if self._stack_ks:
+        self.plot.set_series("run", run.history())
+        self.result.metadata[_problems.KEY] = run.metadata("reconstruction")
+        if run.stack_ks:
             self._add_stack()
-        psnr = "" if f.psnr is None else f", PSNR {f.psnr:.2f} dB, SSIM {f.ssim:.3f}"
-        said = STATUS_WORDS.get(f.status, f.status)
-        self.status.setText(f"{said} after {f.k} iterations ({f.seconds:.2f} s){psnr}")
-        if f.status == "diverged":
+        if run.last.status == "diverged":
             show_warning(
-                f"The iteration diverged at k = {f.k}; the last finite iterate is kept. "
+                f"The iteration diverged at k = {run.last.k}; the last finite iterate is kept. "
                 "Try a smaller step size, a stronger prior or an accelerator off."
             )
 
     def _add_stack(self) -> None:
-        data, rgb = to_layer_data(self._stack[: len(self._stack_ks)])
+        data, rgb = to_layer_data(self.model.stack())
         if STACK in self.viewer.layers:
             self.viewer.layers.remove(STACK)
         self.viewer.add_image(
@@ -474,7 +418,7 @@ class ReconstructPanel(QWidget):
             rgb=rgb,
             name=STACK,
             contrast_limits=None if rgb else (0.0, 1.0),
-            metadata={_problems.KEY: {"role": "iterates", "iterations": list(self._stack_ks)}},
+            metadata={_problems.KEY: {"role": "iterates", "iterations": list(self.model.stack_ks)}},
         )
         self.viewer.dims.axis_labels = ("iteration", *self.viewer.dims.axis_labels[1:])
         self._follow_slider()

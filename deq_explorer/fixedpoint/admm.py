@@ -72,7 +72,7 @@ def pnp_admm(
     return _stacked(start(op, y, w, "pnp-admm"), C, op, y, T, "pnp-admm")
 
 
-@solvers.register("mcnet-admm")
+@solvers.register("mcnet-admm", metadata={"takes_start": True})  # w: the backbone output
 def mcnet_admm(
     op: LinearOperator,
     prior: Prior,
