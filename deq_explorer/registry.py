@@ -1,9 +1,15 @@
 """Named registries of operators, priors, solvers and accelerators.
 
-Every registry maps a stable name to a *factory*: a callable whose keyword
-parameters (with defaults) are the entry's user-facing options. A *spec* string
-``name:key=value,...`` selects an entry and sets some of its options; values are
-converted to the type of the parameter's default (or its annotation).
+Every registry maps a stable name to a *factory*: a callable whose keyword-only
+parameters (with defaults) are the entry's user-facing options; its other
+parameters are *context* the caller supplies (shape, device, the operator a
+solver works with ...). A *spec* string ``name:key=value,...`` selects an entry
+and sets some of its options, converted to the type of the parameter's default
+(or its annotation): :meth:`Registry.build` reads specs at the CLI, GUI and TOML
+edge, :meth:`Registry.create` builds from a name and typed options inside the
+package, and :func:`format_spec` writes a spec back for metadata and display.
+Other registries live with their kinds: network architectures in
+:mod:`deq_explorer.priors.nets`, training modes in :mod:`deq_explorer.training.modes`.
 
 Third-party packs register through the entry-point group
 ``deq_explorer.plugins``: each entry point names a callable taking no argument
@@ -17,10 +23,16 @@ from __future__ import annotations
 import inspect
 import typing
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:  # types only: the registry stays the bottom layer at run time
+    from deq_explorer.fixedpoint.base import Accelerator, FixedPointMap
+    from deq_explorer.operators.base import LinearOperator
+    from deq_explorer.priors.base import Prior
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -135,6 +147,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
         self._aliases: dict[str, str] = {}
+        _REGISTRIES.add(self)  # so that a failed or removed pack is rolled back here too
 
     # -- registration -----------------------------------------------------
     def register(
@@ -146,8 +159,13 @@ class Registry(Generic[T]):
         aliases: tuple[str, ...] = (),
         metadata: dict[str, Any] | None = None,
         replace: bool = False,
+        source: str | None = None,
     ) -> Callable[..., Any]:
         """Register ``factory`` under ``name``; usable as a decorator.
+
+        ``source`` defaults to the pack being loaded (``"builtin"`` outside one);
+        a core module that may first be imported while a pack loads passes
+        ``source="builtin"``.
 
         Raises
         ------
@@ -163,8 +181,8 @@ class Registry(Generic[T]):
             if not replace and (name in self._entries or name in self._aliases):
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             doc = summary or (inspect.getdoc(f) or "").split("\n")[0]
-            entry = Entry(name, f, doc, _current_source[-1], dict(metadata or {}))
-            self._entries[name] = entry
+            origin = source or _current_source[-1]
+            self._entries[name] = Entry(name, f, doc, origin, dict(metadata or {}))
             for alias in aliases:
                 self._aliases[alias] = name
             return f
@@ -205,15 +223,32 @@ class Registry(Generic[T]):
         """The factory registered as ``name``."""
         return self.entry(name).factory
 
-    def _check_option(
-        self, entry: Entry[T], key: str, options: dict[str, Any], context: Any = ()
-    ) -> None:
-        """Refuse a spec option the entry does not take (or one the caller supplies)."""
-        if key in context or key not in options:
-            accepted = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "none"
-            raise SpecError(
-                f"{self.kind} {entry.name!r} has no option {key!r}; options: {accepted}"
-            )
+    # -- building -----------------------------------------------------------
+    def _check(self, entry: Entry[T], options: dict[str, Any], context: dict[str, Any]) -> None:
+        """Refuse an option the entry does not take and a context key its factory does not.
+
+        The one check behind :meth:`resolve`, :meth:`build` and :meth:`create`.
+        """
+        known = entry.options()
+        params = inspect.signature(entry.factory).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        accepted = [
+            k
+            for k, p in params.items()
+            if k not in known and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+        for key in options:
+            if key in context or key not in known:
+                listed = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
+                raise SpecError(
+                    f"{self.kind} {entry.name!r} has no option {key!r}; options: {listed}"
+                )
+        for key in context:
+            if key not in accepted and not takes_any:
+                raise SpecError(
+                    f"{self.kind} {entry.name!r} takes no argument {key!r}; context arguments: "
+                    f"{', '.join(accepted) or 'none'}; options: {', '.join(known) or 'none'}"
+                )
 
     def resolve(self, spec: str) -> str:
         """``spec`` with every option spelled out (its defaults filled in), checked.
@@ -223,14 +258,12 @@ class Registry(Generic[T]):
         """
         name, raw = parse_spec(spec)
         entry = self.entry(name)
-        options = entry.options()
-        for key in raw:
-            self._check_option(entry, key, options)
-        values = {k: raw.get(k, v) for k, v in options.items()}
+        self._check(entry, raw, {})
+        values = {**entry.options(), **raw}
         return format_spec(entry.name, {k: v for k, v in values.items() if v is not None})
 
     def build(self, spec: str, **context: Any) -> T:
-        """Build the object a spec string describes.
+        """Build the object a spec string describes (the CLI, GUI and TOML edge).
 
         Parameters
         ----------
@@ -239,32 +272,50 @@ class Registry(Generic[T]):
         **context
             Arguments supplied by the caller, not the user (image shape,
             device, the operator a solver works with ...). They are passed
-            through unchanged and cannot be set from the spec.
+            through unchanged and cannot be set from the spec; a key the
+            factory does not take is refused (:class:`SpecError`).
         """
         name, raw = parse_spec(spec)
         entry = self.entry(name)
-        sig = inspect.signature(entry.factory)
+        self._check(entry, raw, context)
         try:
             hints = typing.get_type_hints(entry.factory)
         except Exception:
             hints = {}
         options = entry.options()
-        params: dict[str, Any] = {}
+        params = {}
         for key, value in raw.items():
-            self._check_option(entry, key, options, context)
             where = f"{self.kind} {entry.name!r} option {key!r}"
             params[key] = _convert(value, options[key], hints.get(key, str), where)
-        unknown_ctx = [k for k in context if k not in sig.parameters]
-        if unknown_ctx and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-            context = {k: v for k, v in context.items() if k in sig.parameters}
         return entry.factory(**context, **params)
 
+    def create(self, name: str, **arguments: Any) -> T:
+        """Build entry ``name`` from typed options and context, without a spec string.
 
-operators: Registry[Any] = Registry("operator")
-priors: Registry[Any] = Registry("prior")
-solvers: Registry[Any] = Registry("solver")
-accelerators: Registry[Any] = Registry("accelerator")
-_ALL = (operators, priors, solvers, accelerators)
+        ``solvers.create("fb", op=op, prior=prior, y=y, eta=0.5)``: the factory's
+        keyword-only options (here ``eta``) and its context arguments (``op``,
+        ``prior``, ``y``) are given alike and checked as in :meth:`build`; values
+        are passed as they are (no conversion).
+
+        Raises
+        ------
+        SpecError
+            Unknown name, or an argument that is neither an option nor context.
+        """
+        entry = self.entry(name)
+        known = entry.options()
+        options = {k: v for k, v in arguments.items() if k in known}
+        context = {k: v for k, v in arguments.items() if k not in known}
+        self._check(entry, options, context)
+        return entry.factory(**arguments)
+
+
+_REGISTRIES: weakref.WeakSet[Registry[Any]] = weakref.WeakSet()
+
+operators: Registry[LinearOperator] = Registry("operator")
+priors: Registry[Prior] = Registry("prior")
+solvers: Registry[FixedPointMap] = Registry("solver")
+accelerators: Registry[Accelerator] = Registry("accelerator")
 
 _current_source: list[str] = ["builtin"]
 _plugin_state: dict[str, Any] = {"loaded": False, "errors": {}}
@@ -287,12 +338,12 @@ def load_plugins(reload: bool = False) -> None:
         return
     _plugin_state["loaded"] = True
     if reload:
-        for reg in _ALL:
+        for reg in list(_REGISTRIES):
             for name in [n for n, e in reg._entries.items() if e.source != "builtin"]:
                 reg.unregister(name)
         _plugin_state["errors"] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        before = {id(reg): set(reg._entries) for reg in _ALL}
+        before = {reg: set(reg._entries) for reg in _REGISTRIES}
         _current_source.append(ep.name)
         try:
             hook = ep.load()
@@ -300,8 +351,8 @@ def load_plugins(reload: bool = False) -> None:
                 raise TypeError(f"entry point {ep.value!r} is not callable")
             hook()
         except Exception as exc:
-            for reg in _ALL:
-                for name in set(reg._entries) - before[id(reg)]:
+            for reg in list(_REGISTRIES):  # with any registry the pack's import created
+                for name in set(reg._entries) - before.get(reg, set()):
                     reg.unregister(name)
             message = f"{type(exc).__name__}: {exc}"
             _plugin_state["errors"][ep.name] = message

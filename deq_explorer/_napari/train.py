@@ -34,6 +34,11 @@ __all__ = ["TrainPanel"]
 CURVES = (Axis(key="loss", label="loss", log=True), Axis(key="val_psnr", label="val. PSNR [dB]"))
 
 
+def _prior_modes(_: Any = None) -> list[str]:
+    """The modes that train a prior (backbones, MCNet's y ↦ x networks, train from the CLI)."""
+    return [m for m in training.modes.names() if training.mode(m).role == "denoiser"]
+
+
 def _checkpoint_priors(_: Any = None) -> list[tuple[str, str]]:
     """Base-prior choices: a fresh network, or any prior that is a checkpoint."""
     out = [("(new network)", "")]
@@ -52,12 +57,7 @@ class TrainPanel(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = getattr(viewer, "__wrapped__", viewer)
-        self.mode = ComboBox(
-            label="mode",
-            # backbones (MCNet's y ↦ x networks) are trained from the CLI; the panel trains priors
-            choices=[m for m in training.MODES if m != "backbone"],
-            value="deq",
-        )
+        self.mode = ComboBox(label="mode", choices=_prior_modes, value="deq")
         self.base = ComboBox(label="base prior", choices=_checkpoint_priors)
         self.operators = LineEdit(
             label="operators", value="mri:rate=0.1", tooltip="operator specs separated by ';'"

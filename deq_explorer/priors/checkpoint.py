@@ -48,7 +48,7 @@ from torch import Tensor, nn
 
 from deq_explorer.atomic import atomic_write
 from deq_explorer.priors.base import DenoiserPrior
-from deq_explorer.priors.nets import ARCHITECTURES, architecture_of, build_net
+from deq_explorer.priors.nets import architecture_of, architectures, build_net
 from deq_explorer.registry import priors as prior_registry
 
 __all__ = [
@@ -149,7 +149,7 @@ def save_checkpoint(
     path : str or Path
         Destination ending in ``.safetensors``; its folder is created if needed.
     module : nn.Module
-        A network of :data:`~deq_explorer.priors.nets.ARCHITECTURES`.
+        A network of :data:`~deq_explorer.priors.nets.architectures`.
     metadata : dict
         JSON-serialisable facts about the training (see the module docstring).
     state : dict of str to Tensor, optional
@@ -351,14 +351,20 @@ def _check_shapes(
         )
 
 
-def _rebuild(path: Path, tensors: dict[str, Tensor], metadata: dict[str, Any]) -> nn.Module:
+def _architecture(path: Path, metadata: dict[str, Any]) -> str:
+    """The registered architecture a checkpoint's record names, or a CheckpointError."""
     arch = metadata.get("architecture")
-    if arch not in ARCHITECTURES:
-        known = ", ".join(ARCHITECTURES)
+    if not isinstance(arch, str) or arch not in architectures:
+        known = ", ".join(architectures.names())
         raise CheckpointError(
             f"checkpoint {str(path)!r} names unknown architecture {arch!r}; known: {known} "
             "(was it written by a newer DEQ Explorer or a plugin that is not installed?)"
         )
+    return arch
+
+
+def _rebuild(path: Path, tensors: dict[str, Tensor], metadata: dict[str, Any]) -> nn.Module:
+    arch = _architecture(path, metadata)
     config = metadata.get("config", {})
     if not isinstance(config, dict):
         raise CheckpointError(f"checkpoint {str(path)!r}: 'config' must be a dict; got {config!r}")
@@ -452,7 +458,7 @@ def load_state(path: str | Path, *, trust: bool | None = None) -> dict[str, Tens
 def _check_prior_record(path: Path, metadata: dict[str, Any]) -> float:
     """The default σ of a denoiser checkpoint's record; refuses a backbone or a bad σ."""
     arch = metadata.get("architecture")
-    if arch in ARCHITECTURES and getattr(ARCHITECTURES[arch], "role", "denoiser") != "denoiser":
+    if arch in architectures and getattr(architectures.get(arch), "role", "denoiser") != "denoiser":
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds a {arch!r} network, which is a backbone (y ↦ x), "
             "not a denoiser, and cannot be used as a prior: give it to mcnet-admm as its "
@@ -530,11 +536,7 @@ def register_checkpoint(
         metadata = load_prior(path, name).metadata
     else:
         metadata = read_metadata(path)
-        if metadata.get("architecture") not in ARCHITECTURES:
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} names unknown architecture "
-                f"{metadata.get('architecture')!r}; known: {', '.join(ARCHITECTURES)}"
-            )
+        _architecture(path, metadata)
     default_sigma = _check_prior_record(path, metadata)
     name = name or metadata.get("name") or path.stem
     if name in prior_registry and not replace:

@@ -20,6 +20,8 @@ from torch import Tensor
 from deq_explorer.priors.base import Prior
 from deq_explorer.registry import priors
 
+_Device = torch.device | str | None
+
 __all__ = [
     "IdentityPrior",
     "TVPrior",
@@ -197,7 +199,7 @@ class TVPrior(Prior):
 
 
 @priors.register("identity")
-def identity() -> IdentityPrior:
+def identity(device: _Device = None, dtype: torch.dtype | None = None) -> IdentityPrior:
     """No prior: the denoiser returns its input (data term only)."""
     return IdentityPrior()
 
@@ -217,7 +219,16 @@ def tv_problem_defaults(noise: float, denoising: bool) -> dict[str, float]:
 
 
 @priors.register("tv", metadata={"problem_defaults": tv_problem_defaults})
-def total_variation(*, weight: float = 0.05, iters: int = 50) -> TVPrior:
+def total_variation(
+    device: _Device = None,
+    dtype: torch.dtype | None = None,
+    *,
+    weight: float = 0.05,
+    iters: int = 50,
+) -> TVPrior:
     """Isotropic total variation, prox by FGP (weight, iters; a solve derives weight from
-    its problem's noise when the spec leaves it out)."""
+    its problem's noise when the spec leaves it out).
+
+    ``device`` and ``dtype`` are the priors' context (this prior holds no tensors).
+    """
     return TVPrior(weight=weight, iters=iters)

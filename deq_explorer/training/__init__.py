@@ -1,8 +1,12 @@
 """Training: AWGN pretraining, DEQ fine-tuning (implicit or Jacobian-free), mismatched,
-multi-task and MCNet modes, as one loop that yields typed events; DDP under ``torchrun``."""
+multi-task and MCNet modes, as one loop that yields typed events; DDP under ``torchrun``.
+
+The modes are a registry (:data:`~deq_explorer.training.modes.modes`) that packs extend.
+"""
+
+from typing import Any
 
 from deq_explorer.training.config import (
-    MODES,
     ConfigError,
     MCNetConfig,
     MultiTaskConfig,
@@ -18,9 +22,9 @@ from deq_explorer.training.events import (
     ValEvent,
 )
 from deq_explorer.training.loop import best_path, train
+from deq_explorer.training.modes import mode, modes
 
 __all__ = [
-    "MODES",
     "CheckpointEvent",
     "ConfigError",
     "DoneEvent",
@@ -34,5 +38,15 @@ __all__ = [
     "ValEvent",
     "best_path",
     "load_images",
+    "mode",
+    "modes",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MODES":  # deprecated alias, computed from the registry
+        from deq_explorer.training import config
+
+        return config.MODES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from deq_explorer import jsonio
-from deq_explorer.training.config import MODES, ConfigError, TrainConfig, field_types
+from deq_explorer.training.config import ConfigError, TrainConfig, field_types
 from deq_explorer.training.events import (
     CheckpointEvent,
     DoneEvent,
@@ -32,6 +32,7 @@ from deq_explorer.training.events import (
     StepEvent,
     ValEvent,
 )
+from deq_explorer.training.modes import mode, modes
 
 __all__ = ["EXIT_DIVERGED", "add_arguments", "main", "run"]
 
@@ -91,8 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             kw.update(type=_json_object, metavar="JSON")
         else:
             kw.update(type=kind, metavar=kind.__name__.upper())
-        if dest == "mode":
-            kw.update(choices=list(MODES), metavar="{" + ",".join(MODES) + "}")  # cannot drift
+        if dest == "mode":  # the registry's, packs' included: cannot drift
+            kw.update(choices=modes.names(), metavar="{" + ",".join(modes.names()) + "}")
         parser.add_argument(flag, **kw)
 
 
@@ -163,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"deq-explorer train: error: {done.message}", file=sys.stderr)
         print(jsonio.dumps(result))
         return EXIT_DIVERGED
-    if not args.no_register and config.mode != "backbone":
+    if not args.no_register and mode(config.mode).role == "denoiser":
         from deq_explorer.priors.checkpoint import CheckpointError, register_checkpoint
 
         try:

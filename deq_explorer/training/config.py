@@ -2,7 +2,8 @@
 
 Every field carries a one-line ``help`` in its metadata; the CLI builds its
 flags from these fields, so the recipe, the TOML keys and the flags never
-drift apart.
+drift apart. The mode's own rules are its task's ``check``
+(:mod:`deq_explorer.training.modes`).
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODES", "ConfigError", "MCNetConfig", "MultiTaskConfig", "TrainConfig"]
+from deq_explorer.registry import SpecError
+from deq_explorer.training.modes import mode, modes
 
-MODES = ("awgn", "deq", "mismatched", "multitask", "mcnet", "backbone")
+__all__ = ["ConfigError", "MCNetConfig", "MultiTaskConfig", "TrainConfig"]
+
 BACKWARDS = ("implicit", "jfb")
 #: σ ∈ {1, 2, 3, 5, 7, 8, 10, 12, 15}/255 of the first seed paper's AWGN DnCNNs
 PAPER_AWGN_LEVELS = tuple(s / 255 for s in (1, 2, 3, 5, 7, 8, 10, 12, 15))
@@ -24,6 +28,17 @@ PAPER_AWGN_LEVELS = tuple(s / 255 for s in (1, 2, 3, 5, 7, 8, 10, 12, 15))
 
 class ConfigError(ValueError):
     """A training recipe is inconsistent or names something unknown."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MODES":  # deprecated: the names of the mode registry, which packs extend
+        warnings.warn(
+            "MODES is deprecated; use deq_explorer.training.modes.modes.names()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return tuple(modes.names())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _f(default: Any, help: str) -> Any:
@@ -68,7 +83,9 @@ class MultiTaskConfig:
 class MCNetConfig:
     """MCNet: a contractive layer and a learnable β behind a fixed SR backbone."""
 
-    backbone: str = _f("", "backbone checkpoint (e.g. SRCNN); empty = the operator's init(y)")
+    backbone: str = _f(
+        "", "backbone checkpoint or shipped backbone name (e.g. srcnn-x2); empty: init(y)"
+    )
     eps: float = _f(0.0, "radius ε of the consistency set ‖Ax − y‖ ≤ ε")
     beta: float = _f(1.0, "initial β (learned, kept positive through log β)")
     rho: float = _f(1.0, "augmented-Lagrangian ρ")
@@ -88,13 +105,11 @@ class TrainConfig:
     operator), which is what makes the ``mismatched`` mode.
     """
 
-    mode: str = _f("deq", "awgn | deq | mismatched | multitask | mcnet | backbone")
-    prior: str = _f("", "base checkpoint (path or registered prior name) to start from")
-    arch: str = _f(
-        "",
-        "network when no base prior is given "
-        "(default dncnn; multitask unet; mcnet sn-dncnn; backbone srcnn)",
+    mode: str = _f(
+        "deq", "training mode (built in: awgn, deq, mismatched, multitask, mcnet, backbone)"
     )
+    prior: str = _f("", "base checkpoint (path or registered prior name) to start from")
+    arch: str = _f("", "network when no base prior is given (default: the mode's own)")
     net: dict = field(
         default_factory=dict,
         metadata={"help": 'architecture options as JSON, e.g. {"depth": 8, "width": 32}'},
@@ -148,10 +163,10 @@ class TrainConfig:
     mcnet: MCNetConfig = field(default_factory=MCNetConfig, metadata={"help": "MCNet options"})
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(
-                f"unknown training mode {self.mode!r}; choose one of {', '.join(MODES)}"
-            )
+        try:
+            task = mode(self.mode)
+        except SpecError as exc:
+            raise ConfigError(str(exc)) from None
         if self.backward not in BACKWARDS:
             raise ConfigError(f"unknown backward rule {self.backward!r}; choose implicit or jfb")
         if self.channels not in (1, 3):
@@ -186,24 +201,9 @@ class TrainConfig:
             raise ConfigError("give noise levels (noise) or a noise_range")
         if list(self.milestones) != sorted(self.milestones):
             raise ConfigError(f"milestones must increase; got {self.milestones}")
-        if self.mode in ("deq", "mismatched", "mcnet", "backbone") and not self.operators:
-            raise ConfigError(f"mode {self.mode!r} needs at least one training operator")
-        if self.mode == "mismatched" and (
-            not self.eval_operator or self.eval_operator in self.operators
-        ):
-            raise ConfigError(
-                "mode 'mismatched' trains with the operators A′ and validates with eval_operator "
-                "A: set eval_operator to an operator spec that differs from the training ones"
-            )
-        if self.mode == "multitask":
-            bad = [s for s in self.multitask.sr_scales if self.crop % s or self.val_crop % s]
-            if bad:
-                raise ConfigError(
-                    f"crop {self.crop} and val_crop {self.val_crop} must be divisible by every SR "
-                    f"scale; not by {bad}: use e.g. crop 48 or 96, or drop those scales"
-                )
         if not self.out.endswith(".safetensors"):
             raise ConfigError(f"out must be a .safetensors path; got {self.out!r}")
+        task.check(self)
 
     # -- conversions ---------------------------------------------------------
     @property

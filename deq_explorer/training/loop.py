@@ -64,6 +64,7 @@ from deq_explorer.training.events import (
     TrainEvent,
     ValEvent,
 )
+from deq_explorer.training.modes import mode
 from deq_explorer.training.tasks import Task, build_task
 
 __all__ = ["ABANDONED_LIMIT", "GROWTH_LIMIT", "best_path", "default_arch", "init_module",
@@ -74,14 +75,10 @@ GROWTH_LIMIT = 1e3
 #: this many steps in a row whose every draw was abandoned mean the map has diverged
 ABANDONED_LIMIT = 5
 
-#: network used when no base prior is given
-DEFAULT_ARCH = {"awgn": "dncnn", "deq": "dncnn", "mismatched": "dncnn", "multitask": "unet",
-                "mcnet": "sn-dncnn", "backbone": "srcnn"}  # fmt: skip
-
 
 def default_arch(config: TrainConfig) -> str:
-    """``config.arch`` or the mode's default architecture."""
-    return config.arch or DEFAULT_ARCH[config.mode]
+    """``config.arch`` or the mode's default architecture (its task's ``arch``)."""
+    return config.arch or mode(config.mode).arch
 
 
 def best_path(checkpoint: str | Path) -> Path:
@@ -129,24 +126,13 @@ def init_module(config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
         raise ConfigError(
             f"the base network works on {channels} channel(s) but channels={config.channels}"
         )
-    role = getattr(type(module), "role", "denoiser")
-    if config.mode == "backbone" and role != "backbone":
+    role, task = getattr(type(module), "role", "denoiser"), mode(config.mode)
+    if role != task.role:
         raise ConfigError(
-            f"mode 'backbone' trains a reconstruction network (e.g. arch 'srcnn'); "
-            f"{type(module).__name__} is a {role}"
-        )
-    if config.mode != "backbone" and role != "denoiser":
-        raise ConfigError(
-            f"{type(module).__name__} is not a denoiser and cannot be trained as a prior"
+            f"mode {config.mode!r} trains a {task.role} (e.g. arch {task.arch!r}); "
+            f"{type(module).__name__} is a {role}, not a {task.role}"
         )
     return module.float(), meta
-
-
-def _backbone(config: TrainConfig) -> nn.Module | None:
-    if config.mode != "mcnet" or not config.mcnet.backbone:
-        return None
-    module, _ = load_checkpoint(_checkpoint_file(config.mcnet.backbone))
-    return module.float()
 
 
 def _pack_state(opt: torch.optim.Optimizer, extra: dict[str, Tensor]) -> tuple[dict, dict]:
@@ -234,7 +220,7 @@ class _Run:
 
             config = dataclasses.replace(config, prior_sigma=float(base_meta["sigma"]))
             self.config = config
-        self.task: Task = build_task(config, module, device, _backbone(config))
+        self.task: Task = build_task(config, module, device)
         self.params = self.task.parameters()
         self.opt = torch.optim.Adam(self.params, lr=config.lr)
         self.step = 0

@@ -1,15 +1,17 @@
-"""The five training modes as tasks: a loss on a batch of clean crops, and a validation.
+"""The built-in training modes as tasks: a loss on a batch of clean crops, and a validation.
 
 - :class:`AWGNTask` — denoiser pretraining, MSE on ``x + σn``;
 - :class:`DEQTask` — artifact-removal prior trained at the fixed point of a
-  solver map (``deq``; ``mismatched`` trains with A′ and validates with A);
+  solver map (``deq``; :class:`MismatchedTask`, ``mismatched``, trains with A′
+  and validates with A);
 - :class:`MultiTask` — Algorithm 1 of the multi-task DEQ paper (FB, drawn
   degradations, MSE losses averaged over the draws);
 - :class:`MCNetTask` — contractive layer and β behind a fixed backbone;
 - :class:`BackboneTask` — a reconstruction network ``y ↦ x`` (e.g. SRCNN), MSE.
 
 Every random choice comes from the generator the loop passes in, so a step is
-reproducible from ``(seed, step, rank)``.
+reproducible from ``(seed, step, rank)``. Each task class is registered in
+:data:`~deq_explorer.training.modes.modes` under its mode's name.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -31,15 +33,18 @@ from deq_explorer.fixedpoint.base import FixedPointMap, Status, StopRule
 from deq_explorer.operators.base import LinearOperator
 from deq_explorer.operators.noise import add_noise
 from deq_explorer.priors.base import DenoiserPrior, Prior
+from deq_explorer.priors.checkpoint import load_backbone
 from deq_explorer.registry import accelerators, format_spec, operators, solvers
 from deq_explorer.training.config import ConfigError, TrainConfig
 from deq_explorer.training.data import generator
+from deq_explorer.training.modes import mode, modes
 
 __all__ = [
     "AWGNTask",
     "BackboneTask",
     "DEQTask",
     "MCNetTask",
+    "MismatchedTask",
     "MultiTask",
     "StepLoss",
     "Task",
@@ -67,13 +72,29 @@ class StepLoss:
 
 
 class Task:
-    """A training mode: trainable ``module`` (+ extra parameters), loss, validation."""
+    """A training mode: trainable ``module`` (+ extra parameters), loss, validation.
+
+    Attributes
+    ----------
+    arch : str
+        Class attribute: the architecture trained when no base prior is given.
+    role : str
+        Class attribute: the role of the network it trains, ``"denoiser"`` (the
+        checkpoint is a prior) or ``"backbone"`` (a reconstruction network).
+    """
+
+    arch: ClassVar[str] = "dncnn"
+    role: ClassVar[str] = "denoiser"
 
     def __init__(self, config: TrainConfig, module: nn.Module, device: torch.device) -> None:
         self.config = config
         self.module = module.to(device=device, dtype=torch.float32)
         self.device = device
-        self._ops: dict[tuple[str, tuple[int, ...]], LinearOperator] = {}
+        self._ops: dict[tuple[Any, ...], LinearOperator] = {}
+
+    @classmethod
+    def check(cls, config: TrainConfig) -> None:
+        """Refuse a recipe this mode cannot train (``ConfigError``); called by ``TrainConfig``."""
 
     # -- what the loop uses --------------------------------------------------
     def parameters(self) -> list[nn.Parameter]:
@@ -202,8 +223,17 @@ class _FixedPointTask(Task):
         return add_noise(op.A(x), sigma, g)
 
 
+def _needs_operators(config: TrainConfig) -> None:
+    if not config.operators:
+        raise ConfigError(f"mode {config.mode!r} needs at least one training operator")
+
+
 class DEQTask(_FixedPointTask):
     """DEQ fine-tuning: loss ``½‖x̄ − x‖²`` per image at the fixed point ``x̄`` of the solver map."""
+
+    @classmethod
+    def check(cls, config: TrainConfig) -> None:
+        _needs_operators(config)
 
     def fp_map(self, op: LinearOperator, y: Tensor) -> FixedPointMap:
         return solvers.build(self.config.solver, op=op, prior=self.prior, y=y)
@@ -245,11 +275,25 @@ class DEQTask(_FixedPointTask):
         return {"solver": solvers.resolve(c.solver), "accel": c.accel, "tol": c.tol}
 
 
+class MismatchedTask(DEQTask):
+    """DEQ fine-tuning with the operators A′, validated with another operator A."""
+
+    @classmethod
+    def check(cls, config: TrainConfig) -> None:
+        _needs_operators(config)
+        if not config.eval_operator or config.eval_operator in config.operators:
+            raise ConfigError(
+                "mode 'mismatched' trains with the operators A′ and validates with eval_operator "
+                "A: set eval_operator to an operator spec that differs from the training ones"
+            )
+
+
 @dataclass(frozen=True)
 class Degradation:
-    """One multi-task draw: operator spec and noise level."""
+    """One multi-task draw: an operator (registry name and typed options) and a noise level."""
 
-    spec: str
+    operator: str
+    options: dict[str, Any]
     sigma: float
 
 
@@ -261,38 +305,57 @@ class MultiTask(_FixedPointTask):
     whose iterate exceeds ``abandon_at`` is dropped from the average.
     """
 
+    arch = "unet"
+
+    @classmethod
+    def check(cls, config: TrainConfig) -> None:
+        bad = [s for s in config.multitask.sr_scales if config.crop % s or config.val_crop % s]
+        if bad:
+            raise ConfigError(
+                f"crop {config.crop} and val_crop {config.val_crop} must be divisible by every SR "
+                f"scale; not by {bad}: use e.g. crop 48 or 96, or drop those scales"
+            )
+
     def forward_rule(self, acc: Any) -> Forward:
         mt = self.config.multitask
         rule = StopRule(max_iter=mt.max_iter, tol=mt.tol, diverge_at=mt.abandon_at)
         return Forward(accelerator=acc, rule=rule, residual=mse_residual)
 
-    def family(self) -> list[str]:
+    def family(self) -> list[tuple[str, dict[str, Any]]]:
+        """The degradations drawn from: ``(operator name, options)``."""
         mt = self.config.multitask
-        specs = ["denoise" if s == 1 else f"sr-bicubic:scale={s}" for s in mt.sr_scales]
-        specs += [f"deblur:sigma={b}" for b in mt.blur_sigmas]
-        specs += [f"inpaint:p={p}" for p in mt.drop_rates]
-        return specs
+        out = [("denoise", {}) if s == 1 else ("sr-bicubic", {"scale": s}) for s in mt.sr_scales]
+        out += [("deblur", {"sigma": b}) for b in mt.blur_sigmas]
+        out += [("inpaint", {"p": p}) for p in mt.drop_rates]
+        return out
 
     def draw(self, g: torch.Generator) -> Degradation:
-        specs, levels = self.family(), self.config.multitask.noise_levels
-        spec = specs[int(torch.randint(0, len(specs), (1,), generator=g))]
-        if spec.startswith("inpaint"):
-            spec += f",seed={int(torch.randint(0, 2**31 - 1, (1,), generator=g))}"
+        """One degradation; an operator with a ``seed`` option (a random mask) gets a new one."""
+        family, levels = self.family(), self.config.multitask.noise_levels
+        name, options = family[int(torch.randint(0, len(family), (1,), generator=g))]
+        if "seed" in operators.entry(name).options():
+            options = {**options, "seed": int(torch.randint(0, 2**31 - 1, (1,), generator=g))}
         sigma = levels[int(torch.randint(0, len(levels), (1,), generator=g))]
-        return Degradation(spec, float(sigma))
+        return Degradation(name, options, float(sigma))
+
+    def operator(self, d: Degradation, shape: tuple[int, ...]) -> LinearOperator:
+        """The draw's operator for images of ``shape``; cached unless it carries a fresh seed."""
+        key = (d.operator, tuple(d.options.items()), shape)
+        if key in self._ops:
+            return self._ops[key]
+        op = operators.create(
+            d.operator, shape=shape, device=self.device, dtype=torch.float32, **d.options
+        )
+        if "seed" not in d.options:  # a seeded draw is a new random mask: not kept
+            self._ops[key] = op
+        return op
 
     def solve(self, d: Degradation, x: Tensor, g: torch.Generator, grad: bool, stop: Stop = None):
-        op = (
-            self.op(d.spec, tuple(x.shape[1:]))
-            if not d.spec.startswith("inpaint")
-            else (operators.build(d.spec, shape=tuple(x.shape[1:]), device=self.device))
-        )
+        op = self.operator(d, tuple(x.shape[1:]))
         y = self.measure(op, x, d.sigma, g)
         z0 = y if y.shape == x.shape else F.interpolate(y, size=x.shape[-2:], mode="bilinear")
         eta = self.config.multitask.eta
-        fp = solvers.build(
-            f"fb:eta={eta!r},sigma={eta * d.sigma!r}", op=op, prior=self.prior, y=y, w=z0
-        )
+        fp = solvers.create("fb", op=op, prior=self.prior, y=y, w=z0, eta=eta, sigma=eta * d.sigma)
         with torch.set_grad_enabled(grad):
             z, stats = self.deq(fp, stop=stop)
         return fp.image(z), stats
@@ -325,7 +388,7 @@ class MultiTask(_FixedPointTask):
         mt = self.config.multitask
         return {
             "sigma": self.prior_sigma,
-            "operators": self.family(),
+            "operators": [format_spec(name, options) for name, options in self.family()],
             "noise_levels": list(mt.noise_levels),
             "solver": solvers.resolve(format_spec("fb", {"eta": mt.eta})),
             "accel": "none",
@@ -333,7 +396,13 @@ class MultiTask(_FixedPointTask):
 
 
 class MCNetTask(DEQTask):
-    """MCNet: the contractive layer and ``β = exp(log β)`` trained behind a fixed backbone."""
+    """MCNet: the contractive layer and ``β = exp(log β)`` trained behind a fixed backbone.
+
+    The backbone is ``backbone`` or else the recipe's ``mcnet.backbone`` checkpoint
+    (none: the operator's ``init(y)``).
+    """
+
+    arch = "sn-dncnn"
 
     def __init__(
         self,
@@ -344,6 +413,8 @@ class MCNetTask(DEQTask):
     ) -> None:
         super().__init__(config, module, device)
         self.log_beta = nn.Parameter(torch.tensor(math.log(config.mcnet.beta), device=device))
+        if backbone is None and config.mcnet.backbone:
+            backbone = load_backbone(config.mcnet.backbone)[0].float()
         self.backbone = backbone.to(device).eval().requires_grad_(False) if backbone else None
 
     def parameters(self) -> list[nn.Parameter]:
@@ -380,6 +451,13 @@ class MCNetTask(DEQTask):
 
 class BackboneTask(Task):
     """A direct reconstruction network (MCNet's backbone): ``‖N(Ax + σn) − x‖²`` (MSE)."""
+
+    arch = "srcnn"
+    role = "backbone"
+
+    @classmethod
+    def check(cls, config: TrainConfig) -> None:
+        _needs_operators(config)
 
     def __init__(self, config: TrainConfig, module: nn.Module, device: torch.device) -> None:
         super().__init__(config, module, device)
@@ -420,16 +498,13 @@ class BackboneTask(Task):
         }
 
 
-def build_task(
-    config: TrainConfig, module: nn.Module, device: torch.device, backbone: nn.Module | None = None
-) -> Task:
-    """The task of ``config.mode`` around ``module``."""
-    if config.mode == "awgn":
-        return AWGNTask(config, module, device)
-    if config.mode in ("deq", "mismatched"):
-        return DEQTask(config, module, device)
-    if config.mode == "multitask":
-        return MultiTask(config, module, device)
-    if config.mode == "backbone":
-        return BackboneTask(config, module, device)
-    return MCNetTask(config, module, device, backbone)
+def build_task(config: TrainConfig, module: nn.Module, device: torch.device) -> Task:
+    """The task of ``config.mode`` (its registered class) around ``module``."""
+    return mode(config.mode)(config, module, device)
+
+
+_BUILTIN = {"awgn": AWGNTask, "deq": DEQTask, "mismatched": MismatchedTask,
+            "multitask": MultiTask, "mcnet": MCNetTask, "backbone": BackboneTask}  # fmt: skip
+for _name, _task in _BUILTIN.items():
+    # "builtin" even when a pack's hook is what first imports the training package
+    modes.register(_name, _task, source="builtin")

@@ -237,6 +237,7 @@ def test_train_registers_a_prior_seen_by_reconstruct(viewer, qtbot, tmp_path):
         imsave(data / f"im{i}.png", (rng.random((48, 48)) * 255).astype(np.uint8))
     explorer = dock(viewer, "DEQ Explorer")
     train = explorer.train
+    assert "awgn" in train.mode.choices and "backbone" not in train.mode.choices  # priors only
     train.mode.value = "awgn"
     train.data.value = data
     train.steps.value = 2

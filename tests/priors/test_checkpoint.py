@@ -413,3 +413,43 @@ def test_shipped_priors_register_from_their_headers(monkeypatch):
     assert "dncnn-awgn" in names and loads == []
     priors.build("dncnn-awgn")  # building it loads and verifies the file
     assert len(loads) == 1
+
+
+class _Halve(torch.nn.Module):
+    """A pack's architecture: one convolution, its config as constructor keywords."""
+
+    role = "denoiser"
+
+    def __init__(self, channels: int = 1, width: int = 2) -> None:
+        super().__init__()
+        self.channels, self.width = channels, width
+        self.conv = torch.nn.Conv2d(channels, channels, 2 * width + 1, padding=width)
+
+    def config(self) -> dict:
+        return {"channels": self.channels, "width": self.width}
+
+    def forward(self, x, sigma=None):
+        return x - self.conv(x)
+
+
+def test_a_registered_architecture_round_trips_through_a_checkpoint(tmp_path):
+    from deq_explorer.priors.nets import architectures
+
+    architectures.register("test-halve", _Halve, metadata={"config": {"width": 1}})
+    try:
+        net = build_net("test-halve")  # metadata["config"] fills what the config leaves out
+        assert net.config() == {"channels": 1, "width": 1}
+        path = save_checkpoint(tmp_path / "halve.safetensors", net, META)
+        assert ckpt.read_metadata(path)["architecture"] == "test-halve"
+        module, meta = load_checkpoint(path)
+        assert type(module) is _Halve and meta["config"] == net.config()
+        for key, value in net.state_dict().items():
+            assert torch.equal(module.state_dict()[key], value)
+        name = register_checkpoint(path, "test-halve-prior", replace=True)
+        x = torch.rand(1, 1, 8, 8)
+        torch.testing.assert_close(priors.build(name, device="cpu").denoise(x), net(x))
+        priors.unregister(name)
+    finally:
+        architectures.unregister("test-halve")
+    with pytest.raises(CheckpointError, match="unknown architecture 'test-halve'"):
+        load_checkpoint(path)

@@ -62,6 +62,37 @@ def test_errors_name_the_problem():
         reg.register("box", lambda: None)
 
 
+def test_create_takes_typed_options_and_context_checked_like_build():
+    reg = _reg()
+    assert reg.create("box", shape=(1, 2), size=5, on=True) == ((1, 2), 5, 1.0, "a", True)
+    assert reg.create("crate", shape=None) == reg.build("crate", shape=None)
+    with pytest.raises(SpecError, match="unknown widget 'bx'"):
+        reg.create("bx", shape=None)
+    accepted = r"context arguments: shape; options: size, scale, label, on"
+    with pytest.raises(SpecError, match=rf"'box' takes no argument 'sise'; {accepted}"):
+        reg.create("box", shape=None, sise=5)
+    # build refuses a misspelled context key instead of dropping it
+    with pytest.raises(SpecError, match=rf"'box' takes no argument 'shap'; {accepted}"):
+        reg.build("box:size=2", shap=None)
+
+
+def test_builtin_factories_take_the_context_the_core_passes():
+    import torch
+
+    import deq_explorer  # noqa: F401
+
+    for name in ("identity", "tv"):  # api.build_prior passes the device
+        registry.priors.build(name, device="cpu", dtype=torch.float32)
+    op = registry.operators.create("deblur", shape=(1, 8, 8), device="cpu", sigma=1.0)
+    prior = registry.priors.create("tv", weight=0.1)
+    y = op.A(torch.rand(1, 1, 8, 8))
+    fp = registry.solvers.create("fb", op=op, prior=prior, y=y, w=None, eta=0.5)
+    assert fp.z0.shape == y.shape
+    assert (
+        registry.solvers.resolve(registry.format_spec("fb", {"eta": 0.5})) == "fb:eta=0.5,sigma=-1"
+    )
+
+
 def test_builtin_names_are_stable():
     import deq_explorer  # noqa: F401
 

@@ -143,17 +143,70 @@ def test_cli_trains_and_registers(image_dir: Path, tmp_path: Path, capsys) -> No
 
 
 def test_cli_mode_choices_are_the_trainers_modes(capsys) -> None:
-    from deq_explorer.training import MODES
+    from deq_explorer.training import modes
 
     with pytest.raises(SystemExit) as done:
         main(["--mode", "backbone", "--help"])
     assert done.value.code == 0
     help_text = capsys.readouterr().out
-    assert all(mode in help_text for mode in MODES)
+    assert all(mode in help_text for mode in modes.names())
     with pytest.raises(SystemExit) as done:
         main(["--mode", "nonsense"])
     assert done.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_registered_mode_is_offered_by_the_cli_and_the_recipe(capsys) -> None:
+    from deq_explorer.training import modes
+    from deq_explorer.training.loop import default_arch
+    from deq_explorer.training.tasks import AWGNTask
+
+    class Coarse(AWGNTask):
+        """AWGN pretraining of a U-Net on crops that are multiples of 8."""
+
+        arch = "unet"
+
+        @classmethod
+        def check(cls, config: TrainConfig) -> None:
+            if config.crop % 8:
+                raise ConfigError("mode 'test-coarse' needs crops that are multiples of 8")
+
+    with pytest.raises(ConfigError, match="unknown training mode 'test-coarse'"):
+        TrainConfig(mode="test-coarse")
+    modes.register("test-coarse", Coarse)
+    try:
+        config = TrainConfig(mode="test-coarse")
+        assert default_arch(config) == "unet"
+        with pytest.raises(ConfigError, match="multiples of 8"):
+            TrainConfig(mode="test-coarse", crop=12)
+        with pytest.raises(SystemExit) as done:
+            main(["--mode", "test-coarse", "--help"])
+        assert done.value.code == 0 and "test-coarse" in capsys.readouterr().out
+        assert main(["--mode", "test-coarse", "--crop", "12"]) == 2  # the mode's own check
+        assert "multiples of 8" in capsys.readouterr().err
+    finally:
+        modes.unregister("test-coarse")
+    with pytest.raises(SystemExit):
+        main(["--mode", "test-coarse"])
+    assert "invalid choice: 'test-coarse'" in capsys.readouterr().err
+
+
+def test_multitask_draws_typed_operators_and_records_specs() -> None:
+    from deq_explorer.training import MultiTaskConfig
+    from deq_explorer.training.tasks import MultiTask, build_task
+
+    mt = MultiTaskConfig(sr_scales=(1, 2), blur_sigmas=(2.0,), drop_rates=(0.5,))
+    config = TrainConfig(mode="multitask", crop=24, val_crop=24, multitask=mt)
+    task = build_task(config, torch.nn.Identity(), torch.device("cpu"))
+    assert isinstance(task, MultiTask)
+    assert task.metadata()["operators"] == ["denoise", "sr-bicubic:scale=2", "deblur:sigma=2",
+                                            "inpaint:p=0.5"]  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    draws = [task.draw(g) for _ in range(12)]
+    assert {d.operator for d in draws} == {"denoise", "sr-bicubic", "deblur", "inpaint"}
+    for d in draws:  # a fresh random mask per inpainting draw, nothing else seeded
+        assert ("seed" in d.options) == (d.operator == "inpaint")
+        assert task.operator(d, (1, 24, 24)).x_shape == (1, 24, 24)
 
 
 def test_ddp_two_processes_write_one_checkpoint(image_dir: Path, tmp_path: Path) -> None:

@@ -1,10 +1,15 @@
 """Network architectures for learned priors, rebuilt by name from plain metadata.
 
-``ARCHITECTURES`` maps a stable name to a class; :func:`build_net` rebuilds a
-network from that name and a JSON config (what checkpoints store), so loading
-a checkpoint never executes code from the file. Untrained networks are never
-registered as priors: training builds them here, and only trained checkpoints
-become priors (:mod:`deq_explorer.priors.checkpoint`).
+:data:`architectures` is the registry of network classes: a checkpoint stores
+an architecture's name and its JSON config, and :func:`build_net` rebuilds the
+network from those, so loading a checkpoint never executes code from the file.
+A pack adds a class with ``architectures.register("name", MyNet)``; the class
+takes its config as constructor keywords, returns it from ``config()``, has a
+``channels`` attribute and a class attribute ``role`` (``"denoiser"``: a prior;
+``"backbone"``: a reconstruction network ``y ↦ x``). An entry's ``metadata["config"]``
+holds the sizes :func:`build_net` uses for the keys a config leaves out.
+Untrained networks are never registered as priors: training builds them here,
+and only trained checkpoints become priors (:mod:`deq_explorer.priors.checkpoint`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from deq_explorer.priors.nets.dncnn import DnCNN
 from deq_explorer.priors.nets.sndncnn import SNConv2d, SNDnCNN
 from deq_explorer.priors.nets.srcnn import SRCNN
 from deq_explorer.priors.nets.unet import UNetDenoiser
+from deq_explorer.registry import Registry
 
 __all__ = [
     "ARCHITECTURES",
@@ -28,9 +34,11 @@ __all__ = [
     "SNDnCNN",
     "UNetDenoiser",
     "architecture_of",
+    "architectures",
     "build_net",
 ]
 
+#: the built-in architectures (all of them, packs' too, are in :data:`architectures`)
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "dncnn": DnCNN,
     "unet": UNetDenoiser,
@@ -47,6 +55,12 @@ DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
     "srcnn": {"width": 64},
 }
 
+architectures: Registry[nn.Module] = Registry("network architecture")
+for _name, _cls in ARCHITECTURES.items():
+    architectures.register(
+        _name, _cls, metadata={"config": DEFAULT_CONFIGS[_name]}, source="builtin"
+    )
+
 
 def build_net(arch: str, config: dict[str, Any] | None = None) -> nn.Module:
     """Build a network by architecture name.
@@ -54,38 +68,35 @@ def build_net(arch: str, config: dict[str, Any] | None = None) -> nn.Module:
     Parameters
     ----------
     arch : str
-        A key of :data:`ARCHITECTURES`.
+        A name in :data:`architectures`.
     config : dict, optional
-        Constructor arguments; they override :data:`DEFAULT_CONFIGS` ``[arch]``.
+        Constructor arguments; they override the entry's ``metadata["config"]``.
 
     Raises
     ------
     ValueError
         Unknown architecture, unknown config key, or a bad value.
     """
-    if arch not in ARCHITECTURES:
-        known = ", ".join(ARCHITECTURES)
-        raise ValueError(f"unknown network architecture {arch!r}; known: {known}")
-    cls = ARCHITECTURES[arch]
-    accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
-    config = {**DEFAULT_CONFIGS.get(arch, {}), **(config or {})}
+    entry = architectures.entry(arch)
+    accepted = list(inspect.signature(entry.factory).parameters)
+    config = {**entry.metadata.get("config", {}), **(config or {})}
     unknown = sorted(set(config) - set(accepted))
     if unknown:
         names = ", ".join(map(repr, unknown))
         raise ValueError(f"{arch!r} has no option {names}; options: {', '.join(accepted)}")
     try:
-        return cls(**config)
+        return entry.factory(**config)
     except TypeError as exc:
         raise ValueError(f"bad config for {arch!r}: {exc}") from None
 
 
 def architecture_of(module: nn.Module) -> str:
-    """The :data:`ARCHITECTURES` name of ``module``'s class."""
-    for name, cls in ARCHITECTURES.items():
-        if type(module) is cls:
-            return name
-    known = ", ".join(c.__name__ for c in ARCHITECTURES.values())
+    """The :data:`architectures` name of ``module``'s class."""
+    for entry in architectures.entries():
+        if type(module) is entry.factory:
+            return entry.name
+    known = ", ".join(e.name for e in architectures.entries())
     raise ValueError(
-        f"{type(module).__name__} is not a known architecture ({known}); "
-        "add it to deq_explorer.priors.nets.ARCHITECTURES to checkpoint it"
+        f"{type(module).__name__} is not a known architecture ({known}); register its "
+        "class in deq_explorer.priors.nets.architectures to checkpoint it"
     )

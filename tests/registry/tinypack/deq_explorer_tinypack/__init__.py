@@ -45,7 +45,7 @@ def tiny_scale(shape, device=None, dtype=None, *, c: float = 2.0):
     return Scale(shape, c)
 
 
-def tiny_shrink(*, s: float = 0.9):
+def tiny_shrink(device=None, dtype=None, *, s: float = 0.9):
     """Shrinkage towards zero (tiny test pack)."""
     return Shrink(s)
 
