@@ -18,6 +18,7 @@ import inspect
 import typing
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
@@ -34,6 +35,7 @@ __all__ = [
     "parse_spec",
     "plugin_errors",
     "priors",
+    "registering",
     "solvers",
 ]
 
@@ -229,6 +231,27 @@ class Registry(Generic[T]):
         values = {k: raw.get(k, v) for k, v in options.items()}
         return format_spec(entry.name, {k: v for k, v in values.items() if v is not None})
 
+    def _parse(self, spec: str, context: Any = ()) -> tuple[Entry[T], dict[str, Any]]:
+        """The entry ``spec`` names and the options it sets, converted to their types."""
+        name, raw = parse_spec(spec)
+        entry = self.entry(name)
+        try:
+            hints = typing.get_type_hints(entry.factory)
+        except Exception:
+            hints = {}
+        options = entry.options()
+        params: dict[str, Any] = {}
+        for key, value in raw.items():
+            self._check_option(entry, key, options, context)
+            where = f"{self.kind} {entry.name!r} option {key!r}"
+            params[key] = _convert(value, options[key], hints.get(key, str), where)
+        return entry, params
+
+    def options_of(self, spec: str) -> tuple[Entry[T], dict[str, Any]]:
+        """The entry ``spec`` names and the values of all its options (defaults filled in)."""
+        entry, params = self._parse(spec)
+        return entry, {**entry.options(), **params}
+
     def build(self, spec: str, **context: Any) -> T:
         """Build the object a spec string describes.
 
@@ -241,19 +264,8 @@ class Registry(Generic[T]):
             device, the operator a solver works with ...). They are passed
             through unchanged and cannot be set from the spec.
         """
-        name, raw = parse_spec(spec)
-        entry = self.entry(name)
+        entry, params = self._parse(spec, context)
         sig = inspect.signature(entry.factory)
-        try:
-            hints = typing.get_type_hints(entry.factory)
-        except Exception:
-            hints = {}
-        options = entry.options()
-        params: dict[str, Any] = {}
-        for key, value in raw.items():
-            self._check_option(entry, key, options, context)
-            where = f"{self.kind} {entry.name!r} option {key!r}"
-            params[key] = _convert(value, options[key], hints.get(key, str), where)
         unknown_ctx = [k for k in context if k not in sig.parameters]
         if unknown_ctx and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
             context = {k: v for k, v in context.items() if k in sig.parameters}
@@ -292,17 +304,13 @@ def load_plugins(reload: bool = False) -> None:
                 reg.unregister(name)
         _plugin_state["errors"] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        before = {id(reg): set(reg._entries) for reg in _ALL}
-        _current_source.append(ep.name)
         try:
-            hook = ep.load()
-            if not callable(hook):
-                raise TypeError(f"entry point {ep.value!r} is not callable")
-            hook()
+            with registering(ep.name):
+                hook = ep.load()
+                if not callable(hook):
+                    raise TypeError(f"entry point {ep.value!r} is not callable")
+                hook()
         except Exception as exc:
-            for reg in _ALL:
-                for name in set(reg._entries) - before[id(reg)]:
-                    reg.unregister(name)
             message = f"{type(exc).__name__}: {exc}"
             _plugin_state["errors"][ep.name] = message
             warnings.warn(
@@ -310,5 +318,24 @@ def load_plugins(reload: bool = False) -> None:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        finally:
-            _current_source.pop()
+
+
+@contextmanager
+def registering(source: str, *, keep: bool = True) -> Iterator[None]:
+    """Attribute the registrations made inside the block to the pack ``source``.
+
+    Every registry is put back as it was before the block if the block raises,
+    and in any case unless ``keep`` (:func:`deq_explorer.testing.installed`).
+    """
+    saved = [(dict(reg._entries), dict(reg._aliases)) for reg in _ALL]
+    _current_source.append(source)
+    try:
+        yield
+    except BaseException:
+        keep = False
+        raise
+    finally:
+        _current_source.pop()
+        if not keep:
+            for reg, (entries, aliases) in zip(_ALL, saved, strict=True):
+                reg._entries, reg._aliases = entries, aliases
