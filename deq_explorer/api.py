@@ -37,6 +37,7 @@ from deq_explorer.fixedpoint import (
 from deq_explorer.fixedpoint.core import fixed_point
 from deq_explorer.images import ImageError, crop_to_multiple, load_image
 from deq_explorer.operators.base import LinearOperator, OperatorError
+from deq_explorer.operators.needs import image_needs
 from deq_explorer.priors.base import Prior
 from deq_explorer.registry import SpecError, accelerators, operators, parse_spec, priors, solvers
 
@@ -172,27 +173,8 @@ def _as_image(image: np.ndarray | Tensor | str | Path, *, unit_range: bool = Tru
     return t.clamp(0.0, 1.0)
 
 
-def _scale_of(spec: str) -> int:
-    """The SR factor a spec asks for (1 when it has none)."""
-    name, raw = parse_spec(spec)
-    entry = operators.entry(name)
-    if "scale" not in entry.options():
-        return 1
-    value = raw.get("scale", entry.options()["scale"])
-    try:
-        return int(value)
-    except ValueError:
-        raise SpecError(f"operator {name!r} option 'scale': cannot read {value!r} as int") from None
-
-
 def _build_operator(spec: str, shape: tuple[int, int, int], device, dtype) -> LinearOperator:
-    name, _ = parse_spec(spec)
-    if name == "mri" and shape[0] != 1:
-        raise OperatorError(
-            f"MRI takes a single-channel image, got {shape[0]} channels: convert it to gray "
-            "(--gray on the CLI, deq_explorer.images.to_gray in Python) or use a gray image "
-            "such as sample:brain"
-        )
+    image_needs(spec).check_channels(shape, spec)
     return operators.build(spec, shape=shape, device=device, dtype=dtype)
 
 
@@ -225,23 +207,25 @@ def simulate(
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     crop : bool
-        Crop the image to a multiple of the SR factor instead of refusing it.
+        Crop the image to the size multiple its operators need instead of refusing it
+        (:func:`~deq_explorer.operators.needs.image_needs`).
     """
     if not (isinstance(noise, numbers.Real) and math.isfinite(noise) and noise >= 0):
         raise ProblemError(f"noise must be >= 0 (the AWGN sigma on the [0, 1] scale), got {noise}")
     dev = resolve_device(device)
     solve_operator = solve_operator or operator
     x = _as_image(image)
-    scale = math.lcm(_scale_of(operator), _scale_of(solve_operator))
-    if scale > 1 and (x.shape[-2] % scale or x.shape[-1] % scale):
-        cropped = crop_to_multiple(x[0].cpu().numpy(), scale)
+    multiple = math.lcm(image_needs(operator).multiple, image_needs(solve_operator).multiple)
+    if x.shape[-2] % multiple or x.shape[-1] % multiple:
+        cropped = crop_to_multiple(x[0].cpu().numpy(), multiple)
         if not crop:
             for spec in dict.fromkeys((operator, solve_operator)):  # bad options first
                 _build_operator(spec, tuple(cropped.shape), torch.device("cpu"), dtype)
             h, w = x.shape[-2:]
+            h_crop, w_crop = cropped.shape[-2:]
             raise ProblemError(
-                f"image size {h}x{w} is not divisible by the SR factor {scale}; crop it to "
-                f"{cropped.shape[-2]}x{cropped.shape[-1]} (crop=True, or --crop on the CLI)"
+                f"image size {h}x{w} is not divisible by {multiple}, as the operator needs: "
+                f"crop it to {h_crop}x{w_crop} (crop=True, or --crop on the CLI)"
             )
         x = torch.from_numpy(cropped)[None]
     x = x.to(device=dev, dtype=dtype)
@@ -290,7 +274,8 @@ def from_measurement(
     """A problem from a measurement the user brings (no ground truth unless ``reference``).
 
     ``y`` has the operator's measurement shape ``(C, h, w)`` (or ``(h, w)``);
-    the image shape is ``y``'s times the SR factor for ``sr``/``sr-bicubic``.
+    the image shape is ``y``'s times the multiple the operator declares
+    (:func:`~deq_explorer.operators.needs.image_needs`; the factor of super-resolution).
     MRI measurements are complex k-space arrays in the orthonormal-FFT layout.
     ``noise`` is the data's AWGN level where known (0: unknown); priors derive
     their defaults from it (:func:`problem_defaults`). ``reference`` (an image
@@ -306,8 +291,8 @@ def from_measurement(
         t = t[0]
     if t.ndim != 3 or not torch.isfinite(t.abs() if t.is_complex() else t).all():
         raise ProblemError(f"a measurement must be a finite (C, h, w) array, got {tuple(t.shape)}")
-    scale = _scale_of(operator)
-    shape = (t.shape[0], t.shape[1] * scale, t.shape[2] * scale)
+    multiple = image_needs(operator).multiple
+    shape = (t.shape[0], t.shape[1] * multiple, t.shape[2] * multiple)
     op = _build_operator(operator, shape, dev, dtype)
     if tuple(op.y_shape) != tuple(t.shape):
         raise ProblemError(

@@ -129,7 +129,7 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--crop",
         action="store_true",
-        help="crop the image to a multiple of the SR factor instead of refusing it",
+        help="crop the image to the size multiple the operator needs instead of refusing it",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")  # fmt: skip
 

@@ -25,6 +25,7 @@ import typing
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -46,6 +47,7 @@ __all__ = [
     "parse_spec",
     "plugin_errors",
     "priors",
+    "registering",
     "solvers",
 ]
 
@@ -262,6 +264,29 @@ class Registry(Generic[T]):
         values = {**entry.options(), **raw}
         return format_spec(entry.name, {k: v for k, v in values.items() if v is not None})
 
+    def _parse(
+        self, spec: str, context: dict[str, Any] | None = None
+    ) -> tuple[Entry[T], dict[str, Any]]:
+        """The entry ``spec`` names and the options it sets, checked and typed."""
+        name, raw = parse_spec(spec)
+        entry = self.entry(name)
+        self._check(entry, raw, context or {})
+        try:
+            hints = typing.get_type_hints(entry.factory)
+        except Exception:
+            hints = {}
+        options = entry.options()
+        params: dict[str, Any] = {}
+        for key, value in raw.items():
+            where = f"{self.kind} {entry.name!r} option {key!r}"
+            params[key] = _convert(value, options[key], hints.get(key, str), where)
+        return entry, params
+
+    def options_of(self, spec: str) -> tuple[Entry[T], dict[str, Any]]:
+        """The entry ``spec`` names and the values of all its options (defaults filled in)."""
+        entry, params = self._parse(spec)
+        return entry, {**entry.options(), **params}
+
     def build(self, spec: str, **context: Any) -> T:
         """Build the object a spec string describes (the CLI, GUI and TOML edge).
 
@@ -275,18 +300,7 @@ class Registry(Generic[T]):
             through unchanged and cannot be set from the spec; a key the
             factory does not take is refused (:class:`SpecError`).
         """
-        name, raw = parse_spec(spec)
-        entry = self.entry(name)
-        self._check(entry, raw, context)
-        try:
-            hints = typing.get_type_hints(entry.factory)
-        except Exception:
-            hints = {}
-        options = entry.options()
-        params = {}
-        for key, value in raw.items():
-            where = f"{self.kind} {entry.name!r} option {key!r}"
-            params[key] = _convert(value, options[key], hints.get(key, str), where)
+        entry, params = self._parse(spec, context)
         return entry.factory(**context, **params)
 
     def create(self, name: str, **arguments: Any) -> T:
@@ -343,17 +357,13 @@ def load_plugins(reload: bool = False) -> None:
                 reg.unregister(name)
         _plugin_state["errors"] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        before = {reg: set(reg._entries) for reg in _REGISTRIES}
-        _current_source.append(ep.name)
         try:
-            hook = ep.load()
-            if not callable(hook):
-                raise TypeError(f"entry point {ep.value!r} is not callable")
-            hook()
+            with registering(ep.name):
+                hook = ep.load()
+                if not callable(hook):
+                    raise TypeError(f"entry point {ep.value!r} is not callable")
+                hook()
         except Exception as exc:
-            for reg in list(_REGISTRIES):  # with any registry the pack's import created
-                for name in set(reg._entries) - before.get(reg, set()):
-                    reg.unregister(name)
             message = f"{type(exc).__name__}: {exc}"
             _plugin_state["errors"][ep.name] = message
             warnings.warn(
@@ -361,5 +371,29 @@ def load_plugins(reload: bool = False) -> None:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        finally:
-            _current_source.pop()
+
+
+@contextmanager
+def registering(source: str, *, keep: bool = True) -> Iterator[None]:
+    """Attribute the registrations made inside the block to the pack ``source``.
+
+    Every registry is put back as it was before the block if the block raises,
+    and in any case unless ``keep`` (:func:`deq_explorer.testing.installed`). A
+    registry first created inside the block loses what ``source`` registered in it.
+    """
+    saved = {reg: (dict(reg._entries), dict(reg._aliases)) for reg in _REGISTRIES}
+    _current_source.append(source)
+    try:
+        yield
+    except BaseException:
+        keep = False
+        raise
+    finally:
+        _current_source.pop()
+        if not keep:
+            for reg in list(_REGISTRIES):
+                if reg in saved:
+                    reg._entries, reg._aliases = saved[reg]
+                else:
+                    for name in [n for n, e in reg._entries.items() if e.source == source]:
+                        reg.unregister(name)

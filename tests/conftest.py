@@ -1,12 +1,15 @@
 """Test-wide settings: one torch thread (tests are small; threads only add contention),
-tests marked ``cuda`` skip cleanly where no CUDA device is present, and the GUI's folder of
-trained priors is a fresh temporary one (never the user's)."""
+tests marked ``cuda`` skip cleanly where no CUDA device is present, the GUI's folder of
+trained priors is a fresh temporary one (never the user's), and the fixture
+``installed_pack`` of :mod:`deq_explorer.testing`."""
 
 import os
 import tempfile
 
 import pytest
 import torch
+
+from deq_explorer.testing import installed_pack  # noqa: F401  (a fixture)
 
 os.environ["DEQ_EXPLORER_PRIORS"] = tempfile.mkdtemp(prefix="deq-explorer-priors-")
 

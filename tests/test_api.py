@@ -7,10 +7,12 @@ import torch
 from deq_explorer import api, metrics
 from deq_explorer.fixedpoint import Iterate, Status
 from deq_explorer.images import ImageError, load_image
-from deq_explorer.operators.base import OperatorError
+from deq_explorer.operators.base import LinearOperator, OperatorError, resolvent
+from deq_explorer.operators.needs import ImageNeeds
 from deq_explorer.priors.checkpoint import save_checkpoint
 from deq_explorer.priors.nets import DnCNN
 from deq_explorer.registry import SpecError, accelerators, operators, priors, solvers
+from deq_explorer.testing import check_operator
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +188,65 @@ def test_sr_size_not_divisible_offers_cropping(crop48):
     # a bad option is reported as such, not hidden behind a crop offer
     with pytest.raises(OperatorError, match="sigma"):
         api.simulate(image, "sr:scale=2,sigma=-1")
+
+
+class Decimate(LinearOperator):
+    """Keep every ``factor``-th pixel of the rows and columns: a pack's operator."""
+
+    name = "test-decimate"
+
+    def __init__(self, shape, factor, device=None, dtype=torch.float32):
+        super().__init__(shape, device, dtype)
+        if shape[1] % factor or shape[2] % factor:
+            raise OperatorError(f"test-decimate: {factor} must divide the image size")
+        self.factor = factor
+
+    @property
+    def y_shape(self):
+        c, h, w = self.x_shape
+        return (c, h // self.factor, w // self.factor)
+
+    def A(self, x):
+        self._check(x, self.x_shape, "x")
+        return x[..., :: self.factor, :: self.factor]
+
+    def A_adjoint(self, y):
+        self._check(y, self.y_shape, "y")
+        x = y.new_zeros((y.shape[0], *self.x_shape))
+        x[..., :: self.factor, :: self.factor] = y
+        return x
+
+    def prox_data(self, z, y, gamma):
+        step = resolvent(torch.ones((), dtype=z.dtype, device=z.device), gamma, z.ndim)
+        return z + self.A_adjoint(step * (y - self.A(z)))
+
+    def init(self, y):
+        return y.repeat_interleave(self.factor, -2).repeat_interleave(self.factor, -1)
+
+
+def register_decimate() -> None:
+    """A pack whose downsampling option is called ``factor``, not ``scale``."""
+
+    def decimate(shape, device=None, dtype=torch.float32, *, factor: int = 3) -> Decimate:
+        """Keep every factor-th pixel."""
+        return Decimate(tuple(shape), factor, device, dtype)
+
+    def needs(*, factor: int, **_) -> ImageNeeds:
+        return ImageNeeds(multiple=factor, example=(2, 7 * factor, 5 * factor))
+
+    operators.register("test-decimate", decimate, metadata={"needs": needs})
+
+
+def test_a_pack_operator_declares_the_multiple_it_needs(installed_pack, crop48):
+    installed_pack(register_decimate)
+    check_operator("test-decimate")
+    image = crop48[:, :47, :46]
+    with pytest.raises(api.ProblemError, match=r"47x46 is not divisible by 3.*crop it to 45x45"):
+        api.simulate(image, "test-decimate:factor=3")
+    problem = api.simulate(image, "test-decimate:factor=3", crop=True)
+    assert problem.x_true.shape == (1, 1, 45, 45) and problem.y.shape == (1, 1, 15, 15)
+    torch.testing.assert_close(problem.x_true[0], torch.from_numpy(crop48[:, :45, :45]))
+    assert api.from_measurement(problem.y[0], "test-decimate").op.x_shape == (1, 45, 45)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")

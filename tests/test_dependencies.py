@@ -34,7 +34,7 @@ FIRST_PARTY = {
 }
 #: local helper modules of the test folders, imported by bare name, and the one import that
 #: is meant to fail (the registry tests' broken pack)
-LOCAL = {"conftest", "operator_helpers", "a_module_that_does_not_exist"}
+LOCAL = {"conftest", "a_module_that_does_not_exist"}
 #: an import name whose distribution name differs and is not installed here to look it up
 KNOWN = {"skimage": "scikit-image", "pywt": "pywavelets", "yaml": "pyyaml", "PyQt6": "pyqt6"}
 

@@ -9,6 +9,7 @@ from deq_explorer.operators import masks, noise  # noqa: F401
 
 # isort: on
 from deq_explorer.operators.base import LinearOperator, OperatorError
+from deq_explorer.operators.needs import ImageNeeds, image_needs
 from deq_explorer.operators.noise import add_noise
 
-__all__ = ["LinearOperator", "OperatorError", "add_noise"]
+__all__ = ["ImageNeeds", "LinearOperator", "OperatorError", "add_noise", "image_needs"]

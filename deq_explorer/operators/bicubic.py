@@ -14,7 +14,7 @@ from torch import Tensor
 
 from deq_explorer.operators.base import LinearOperator, OperatorError, resolvent
 from deq_explorer.operators.resize import imresize_matrix
-from deq_explorer.operators.sr import check_scale
+from deq_explorer.operators.sr import check_scale, scale_needs
 from deq_explorer.registry import operators
 
 __all__ = ["BicubicDownsample", "sr_bicubic"]
@@ -81,7 +81,11 @@ class BicubicDownsample(LinearOperator):
         return float(self._masters["s"].max())
 
 
-@operators.register("sr-bicubic", summary="Super-resolution by bicubic anti-aliased downsampling")
+@operators.register(
+    "sr-bicubic",
+    summary="Super-resolution by bicubic anti-aliased downsampling",
+    metadata={"needs": scale_needs},
+)
 def sr_bicubic(
     shape: tuple[int, int, int],
     device: torch.device | str | None = None,

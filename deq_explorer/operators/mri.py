@@ -15,6 +15,7 @@ from torch import Tensor
 
 from deq_explorer.operators.base import LinearOperator, OperatorError, resolvent
 from deq_explorer.operators.masks import cartesian_mask, centered, check_rate, radial_mask
+from deq_explorer.operators.needs import ImageNeeds
 from deq_explorer.registry import operators
 
 __all__ = ["MRI", "mri"]
@@ -29,7 +30,8 @@ class MRI(LinearOperator):
     """Single-coil Cartesian-grid MRI with a boolean k-space ``mask`` ``(H, W)``.
 
     The mask is in ``torch.fft.fft2`` layout (DC at ``[0, 0]``); see
-    :attr:`mask_centered` for display.
+    :attr:`mask_centered` for display. Channels are imaged alike; the registry
+    entry declares gray images (:class:`~deq_explorer.operators.needs.ImageNeeds`).
     """
 
     name = "mri"
@@ -42,11 +44,6 @@ class MRI(LinearOperator):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__(x_shape, device, dtype)
-        if self.x_shape[0] != 1:
-            raise OperatorError(
-                f"MRI takes a single-channel image, got {self.x_shape[0]} channels: "
-                "convert the image to gray first"
-            )
         if tuple(mask.shape) != self.x_shape[1:]:
             raise OperatorError(f"mask shape {tuple(mask.shape)} != image {self.x_shape[1:]}")
         mask = mask.bool()
@@ -126,7 +123,11 @@ class MRI(LinearOperator):
         return float(self._masters["ms"].max())
 
 
-@operators.register("mri", summary="Single-coil MRI: radial or Cartesian k-space sampling")
+@operators.register(
+    "mri",
+    summary="Single-coil MRI: radial or Cartesian k-space sampling",
+    metadata={"needs": ImageNeeds(channels=1, example=(1, 37, 31))},
+)
 def mri(
     shape: tuple[int, int, int],
     device: torch.device | str | None = None,
@@ -140,10 +141,6 @@ def mri(
     if len(shape) != 3:
         raise OperatorError(f"image shape must be (C, H, W), got {shape!r}")
     c, h, w = (int(s) for s in shape)
-    if c != 1:
-        raise OperatorError(
-            f"MRI takes a single-channel image, got {c} channels: convert the image to gray first"
-        )
     if h < 2 or w < 2:
         raise OperatorError(f"image {h}×{w} is too small for MRI: it needs at least 2×2 pixels")
     check_rate(rate)

@@ -25,10 +25,11 @@ from deq_explorer.operators.kernels import (
     gaussian_kernel,
     load_kernel,
 )
+from deq_explorer.operators.needs import ImageNeeds
 from deq_explorer.operators.resize import periodic_upsample_matrix
 from deq_explorer.registry import operators
 
-__all__ = ["SuperResolution", "check_scale", "sr"]
+__all__ = ["SuperResolution", "check_scale", "scale_needs", "sr"]
 
 
 def check_scale(shape: tuple[int, int, int], scale: int) -> None:
@@ -47,6 +48,11 @@ def check_scale(shape: tuple[int, int, int], scale: int) -> None:
             f"{h // scale * scale}×{w // scale * scale} (e.g. x[..., :{h // scale * scale}, "
             f":{w // scale * scale}])"
         )
+
+
+def scale_needs(*, scale: int, **_: object) -> ImageNeeds:
+    """The images an operator with a ``scale`` option takes: multiples of the scale."""
+    return ImageNeeds(multiple=scale, example=(2, 18 * scale, 15 * scale))
 
 
 def _fold(v: Tensor, s: int) -> Tensor:
@@ -132,7 +138,11 @@ class SuperResolution(LinearOperator):
         return float(self._masters["d"].max())
 
 
-@operators.register("sr", summary="Super-resolution: circular blur + s-fold decimation")
+@operators.register(
+    "sr",
+    summary="Super-resolution: circular blur + s-fold decimation",
+    metadata={"needs": scale_needs},
+)
 def sr(
     shape: tuple[int, int, int],
     device: torch.device | str | None = None,

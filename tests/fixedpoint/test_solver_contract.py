@@ -4,18 +4,24 @@ import pytest
 import torch
 
 from deq_explorer.fixedpoint import Status, StopRule, solve
+from deq_explorer.operators.needs import image_needs
 from deq_explorer.registry import accelerators, operators, priors, solvers
+from deq_explorer.testing import check_solver
 
-SHAPE = (1, 18, 30)  # divisible by 2 and 3 for the SR operators, not square
+
+@pytest.mark.parametrize("solver", solvers.names())
+@pytest.mark.parametrize("operator", operators.names())
+def test_contract(operator, solver):
+    check_solver(solver, operator)
 
 
 @pytest.mark.parametrize("accel", accelerators.names())
 @pytest.mark.parametrize("solver", solvers.names())
 @pytest.mark.parametrize("operator", operators.names())
 def test_runs_on_every_operator(operator, solver, accel):
-    op = operators.build(operator, shape=SHAPE)
+    op = operators.build(operator, shape=image_needs(operator).example)
     g = torch.Generator().manual_seed(0)
-    x = torch.rand((2, *SHAPE), generator=g)
+    x = torch.rand((2, *op.x_shape), generator=g)
     y = op.measure(x, 0.01, g)
     fp = solvers.build(solver, op=op, prior=priors.build("tv:iters=5"), y=y)
     sol = solve(fp, accelerators.build(accel), StopRule(max_iter=3, tol=0.0), reference=x)
@@ -27,8 +33,9 @@ def test_runs_on_every_operator(operator, solver, accel):
 
 @pytest.mark.parametrize("solver", solvers.names())
 def test_float64(solver):
-    op = operators.build("sr:scale=3", shape=SHAPE, dtype=torch.float64)
-    x = torch.rand((1, *SHAPE), dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    shape = (1, 18, 30)
+    op = operators.build("sr:scale=3", shape=shape, dtype=torch.float64)
+    x = torch.rand((1, *shape), dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     fp = solvers.build(solver, op=op, prior=priors.build("tv:iters=5"), y=op.A(x))
     sol = solve(fp, accelerators.build("anderson"), StopRule(max_iter=3, tol=0.0))
     assert sol.x.dtype == torch.float64

@@ -105,7 +105,7 @@ def test_builtin_names_are_stable():
 
 
 @pytest.fixture(scope="module")
-def installed_pack(tmp_path_factory):
+def pip_installed_pack(tmp_path_factory):
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [
@@ -132,7 +132,7 @@ def installed_pack(tmp_path_factory):
     registry.load_plugins(reload=True)
 
 
-def test_pack_entries_appear_everywhere(installed_pack):
+def test_pack_entries_appear_everywhere(pip_installed_pack):
     import torch
 
     assert "tiny-scale" in registry.operators.names()
@@ -144,7 +144,7 @@ def test_pack_entries_appear_everywhere(installed_pack):
     assert torch.equal(prior.denoise(x), 0.5 * x)
 
 
-def test_broken_packs_are_reported_and_rolled_back(installed_pack):
+def test_broken_packs_are_reported_and_rolled_back(pip_installed_pack):
     errors = registry.plugin_errors()
     assert "ModuleNotFoundError" in errors["broken"]
     assert "already registered" in errors["clash"]
@@ -154,13 +154,13 @@ def test_broken_packs_are_reported_and_rolled_back(installed_pack):
     assert "tv" in registry.priors.names()
 
 
-def test_uninstalled_pack_disappears(installed_pack):
-    sys.path.remove(str(installed_pack))
+def test_uninstalled_pack_disappears(pip_installed_pack):
+    sys.path.remove(str(pip_installed_pack))
     try:
         registry.load_plugins(reload=True)
         assert "tiny-scale" not in registry.operators.names()
         assert registry.plugin_errors() == {}
     finally:
-        sys.path.insert(0, str(installed_pack))
+        sys.path.insert(0, str(pip_installed_pack))
         with pytest.warns(RuntimeWarning):
             registry.load_plugins(reload=True)

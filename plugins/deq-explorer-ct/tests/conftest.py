@@ -1,10 +1,13 @@
-"""Make the pack importable from its source tree when it is not installed; one torch thread."""
+"""Make the pack importable from its source tree when it is not installed; one torch thread;
+the fixture ``installed_pack``."""
 
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from deq_explorer.testing import installed_pack  # noqa: F401  (a fixture)
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
 

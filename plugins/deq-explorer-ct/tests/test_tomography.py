@@ -4,11 +4,13 @@ import math
 
 import pytest
 import torch
-from deq_explorer_ct import CG, CT, ct, parallel_beam
+from deq_explorer_ct import CG, CT, ct, parallel_beam, register
 from skimage.data import shepp_logan_phantom
 from skimage.transform import resize
 
 from deq_explorer.operators.base import OperatorError
+from deq_explorer.registry import operators
+from deq_explorer.testing import check_operator
 
 SHAPE = (2, 31, 29)  # odd, non-square, two channels
 
@@ -44,6 +46,12 @@ def test_adjoint_is_exact_float32(spec):
     lhs, rhs = (op.A(x) * y).sum(), (x * op.A_adjoint(y)).sum()
     assert abs(float(lhs - rhs)) <= 1e-5 * float(x.norm() * y.norm())
     assert op.A(x).dtype == torch.float32
+
+
+def test_core_contract(installed_pack):
+    if "ct" not in operators.names():  # run from the source tree, not installed
+        installed_pack(register, "ct")
+    check_operator("ct:angles=9", (2, 17, 15), exact_pinv=False)
 
 
 def test_shapes_channels_and_batch_items_are_independent():

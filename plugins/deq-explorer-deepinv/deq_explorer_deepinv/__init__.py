@@ -21,14 +21,20 @@ def register() -> None:
             "deq-explorer-deepinv needs deepinv: pip install torch==2.14.1 torchvision==0.29.1 "
             "deepinv (see plugins/deq-explorer-deepinv/README.md)"
         ) from exc
+    from deq_explorer.operators.needs import ImageNeeds
     from deq_explorer.registry import operators, priors
     from deq_explorer_deepinv import operators as ops
     from deq_explorer_deepinv import priors as pri
 
+    def factor_needs(*, factor: int, **_: object) -> ImageNeeds:
+        return ImageNeeds(multiple=factor, example=(2, 18 * factor, 15 * factor))
+
     operators.register("dinv-blur", ops.dinv_blur)
-    operators.register("dinv-downsampling", ops.dinv_downsampling)
+    operators.register("dinv-downsampling", ops.dinv_downsampling, metadata={"needs": factor_needs})
     operators.register("dinv-inpainting", ops.dinv_inpainting)
-    operators.register("dinv-mri", ops.dinv_mri)
-    operators.register("dinv-tomography", ops.dinv_tomography)
+    mri = ImageNeeds(channels=1, example=(1, 37, 31))
+    operators.register("dinv-mri", ops.dinv_mri, metadata={"needs": mri})
+    square = ImageNeeds(example=(1, 16, 16))
+    operators.register("dinv-tomography", ops.dinv_tomography, metadata={"needs": square})
     priors.register("dinv-dncnn", pri.dinv_dncnn)
     priors.register("dinv-drunet", pri.dinv_drunet)
