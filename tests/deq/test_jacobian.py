@@ -52,5 +52,5 @@ def test_api_reports_the_radius_of_a_known_solver_map() -> None:
     # red-sd with no prior: T(x) = x − γ(x − y), so ∂T/∂z = (1 − γ)I
     rho = dx.spectral_radius(problem, prior="identity", solver="red-sd:gamma=0.6", accel="none")
     assert rho == pytest.approx(0.4, rel=1e-5)
-    with pytest.raises(dx.ProblemError, match="reconstruct's options"):
+    with pytest.raises(dx.ProblemError, match=r"unknown solve options \['solvr'\]"):
         dx.spectral_radius(problem, prior="identity", solvr="red-sd")
