@@ -27,6 +27,7 @@ from torch import Tensor
 from deq_explorer.deq import jacobian
 from deq_explorer.fixedpoint import (
     Accelerator,
+    Criterion,
     FixedPointMap,
     Iterate,
     Solution,
@@ -44,7 +45,9 @@ from deq_explorer.registry import SpecError, accelerators, operators, parse_spec
 __all__ = [
     "DIVERGE_AT",
     "SOLVE_DEFAULTS",
+    "STALL_PATIENCE",
     "STARTS",
+    "STOP_ON",
     "Cost",
     "Problem",
     "ProblemError",
@@ -396,6 +399,12 @@ def start_image(problem: Problem, start: str = "init", backbone_spec: str | None
 #: CLI exits 3), not iterated to the cap (``nesterov:safeguard=0`` on SR ×2 reached −123 dB
 #: and was still "max_iter" under the core's generic 1e10)
 DIVERGE_AT = 1e4
+#: a solve whose smallest residual has not fallen by 1 % in this many iterations ends as
+#: "stalled" instead of iterating to the cap (an accelerator circling at 3e-4, a map that is
+#: not contractive at these settings): the status says so and the budget is not spent
+STALL_PATIENCE = 100
+#: what ``Request.stop_on`` may name: the fixed-point residual or the iterate change
+STOP_ON = tuple(c.value for c in Criterion)
 
 
 #: what a solve uses where neither the caller nor the prior's training names a setting
@@ -491,7 +500,10 @@ class Request:
     max_iter : int
         Iteration budget (≥ 1).
     tol : float or None
-        Relative fixed-point residual to stop at (0 runs all ``max_iter``).
+        Value of the stopping criterion to stop at (0 runs all ``max_iter``).
+    stop_on : str
+        ``"residual"`` (the relative fixed-point residual ``‖T(z) − z‖/‖z‖``) or
+        ``"change"`` (the relative iterate change; the same without acceleration).
     w : Tensor or None
         The start image ``(1, C, H, W)`` (MCNet's backbone output; default ``init(y)``).
     """
@@ -501,6 +513,7 @@ class Request:
     accel: str | None = None
     max_iter: int = 100
     tol: float | None = None
+    stop_on: str = "residual"
     w: Tensor | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -515,6 +528,9 @@ class Request:
         if not isinstance(self.prior, (str, Prior)):
             raise RequestError("prior", f"must be a spec, a checkpoint path or a Prior, got "
                                f"{type(self.prior).__name__}")  # fmt: skip
+        if self.stop_on not in STOP_ON:
+            raise RequestError("stop_on", f"must be one of {', '.join(STOP_ON)}, got "
+                               f"{self.stop_on!r}")  # fmt: skip
         for name in ("solver", "accel"):
             if not isinstance(getattr(self, name), (str, type(None))):
                 raise RequestError(name, f"must be a spec string, got {getattr(self, name)!r}")
@@ -530,7 +546,8 @@ class Request:
         """JSON-ready description: the prior's spec or name and the solve settings."""
         prior = self.prior if isinstance(self.prior, str) else self.prior.name
         return {"prior": prior, "solver": self.solver, "accel": self.accel,
-                "max_iter": int(self.max_iter), "tol": self.tol}  # fmt: skip
+                "max_iter": int(self.max_iter), "tol": self.tol,
+                "stop_on": self.stop_on}  # fmt: skip
 
 
 def _request(request: Request | None, options: dict[str, Any]) -> Request:
@@ -636,7 +653,10 @@ def _prepare(problem: Problem, request: Request) -> tuple[FixedPointMap, Acceler
     if w is not None:
         w = _as_image(w, unit_range=False).to(device=device, dtype=problem.x_init().dtype)
     fp_map = solvers.build(request.solver, op=problem.op, prior=prior, y=problem.y, w=w)
-    rule = StopRule(max_iter=int(request.max_iter), tol=float(request.tol), diverge_at=DIVERGE_AT)
+    rule = StopRule(
+        max_iter=int(request.max_iter), tol=float(request.tol), diverge_at=DIVERGE_AT,
+        criterion=Criterion(request.stop_on), patience=STALL_PATIENCE,
+    )  # fmt: skip
     return fp_map, accelerators.build(request.accel), rule
 
 

@@ -3,7 +3,8 @@
 Sub-commands: ``reconstruct``, ``compare``, ``train``, ``priors``, ``operators``,
 ``solvers``; no sub-command opens napari with the explorer docked. Exit codes: 0 done,
 2 bad input (reported on stderr, never a half-written file), 3 a solve or a training run
-diverged (its JSON says ``"status": "diverged"``), 130 interrupted.
+diverged (its JSON says ``"status": "diverged"``), 130 interrupted. A solve whose residual
+stops falling ends as ``"stalled"`` (exit 0, with a note on stderr).
 """
 
 from __future__ import annotations
@@ -121,7 +122,15 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="T",
-        help="stop at relative residual below T (default: the prior's trained one, else 1e-4)",
+        help="stop when the --stop-on criterion falls below T (default: the prior's trained "
+        "one, else 1e-4; 0 runs all --max-iter)",
+    )
+    p.add_argument(
+        "--stop-on",
+        choices=["residual", "change"],
+        default="residual",
+        help="residual: the relative fixed-point residual ||T(z)-z||/||z|| (default); change: "
+        "the relative change between iterates (deepinv's rule; the same without --accel)",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="noise seed")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -259,7 +268,7 @@ def _requests(args: argparse.Namespace, priors: list[str]):
         return [
             api.Request(
                 prior=prior, solver=args.solver, accel=args.accel, max_iter=args.max_iter,
-                tol=args.tol,
+                tol=args.tol, stop_on=args.stop_on,
             ).settled(CLI_DEFAULTS)
             for prior in priors
         ]  # fmt: skip
@@ -291,6 +300,7 @@ def _solve(problem, request, args: argparse.Namespace, progress: bool) -> dict[s
         "solver": request.solver,
         "accel": request.accel,
         "tol": request.tol,
+        "stop_on": request.stop_on,
         "start": start,
         "status": solution.status.value,
         "iterations": solution.iterations,
@@ -396,6 +406,13 @@ def _reconstruct(args: argparse.Namespace) -> int:
             "deq-explorer: the solve diverged (its iterates grew without bound): lower the "
             "step size (e.g. --solver pnp-pgm:gamma=...) or the prior's strength, or use "
             "--accel none",
+            file=sys.stderr,
+        )
+    if out["status"] == "stalled":
+        print(
+            f"deq-explorer: the solve stalled: its residual stopped falling at "
+            f"{out['residual']:.2e}, above --tol {out['tol']:g}; the map may not be contractive "
+            "at these settings (try --accel none, a smaller step or a stronger prior)",
             file=sys.stderr,
         )
     if args.json:

@@ -299,13 +299,16 @@ def test_one_request_serves_run_reconstruct_and_spectral_radius(crop48):
     assert by_keywords.history["residual"] == solution.history["residual"]
     settled = request.settled()
     assert (settled.solver, settled.accel, settled.tol) == ("pnp-pgm", "none", 0)
-    assert settled.config() == {"prior": "tv:weight=0.02", "solver": "pnp-pgm",
-                                "accel": "none", "max_iter": 6, "tol": 0}  # fmt: skip
+    assert settled.config() == {"prior": "tv:weight=0.02", "solver": "pnp-pgm", "accel": "none",
+                                "max_iter": 6, "tol": 0, "stop_on": "residual"}  # fmt: skip
     assert api.spectral_radius(problem, request, iters=3) > 0
     with pytest.raises(api.ProblemError, match="not both"):
         api.reconstruct(problem, request, max_iter=3)
     with pytest.raises(api.ProblemError, match=r"unknown solve options \['iterations'\]"):
         api.reconstruct(problem, iterations=3)
+    assert settled.stop_on == "residual"
+    with pytest.raises(api.RequestError, match="stop_on must be one of residual, change"):
+        api.Request(stop_on="iterations")
     with pytest.raises(api.RequestError, match="solver must be a spec") as err:
         api.Request(solver=3)
     assert err.value.field == "solver"

@@ -28,6 +28,7 @@ STATUS_WORDS = {
     "converged": "converged",
     "max_iter": "stopped at the iteration cap",
     "diverged": "diverged",
+    "stalled": "stalled (the residual stopped falling)",
     "stopped": "stopped by you",
 }
 

@@ -120,18 +120,26 @@ class SolveForm:
         self.accel = SpecPicker("accelerator", accelerators, "none")
         self.max_iter = SpinBox(label="max iterations", value=100, min=1, max=100_000)
         self.tol = FloatSpinBox(label="tolerance", value=1e-4, min=0.0, max=1.0, step=1e-5)
-        self.tol.tooltip = "stop when the relative fixed-point residual falls below (0: never)"
+        self.tol.tooltip = "stop when the criterion below falls under this value (0: never)"
+        self.stop_on = ComboBox(
+            label="stop on", choices=list(api.STOP_ON), value="residual",
+            tooltip="residual: ‖T(z) − z‖/‖z‖, the fixed-point residual; change: the relative "
+            "change between iterates (the same without an accelerator)",
+        )  # fmt: skip
 
     @property
     def widgets(self) -> list[Any]:
-        return [self.solver, self.accel, self.max_iter, self.tol]
+        return [self.solver, self.accel, self.max_iter, self.tol, self.stop_on]
 
     def request(self, prior: str, *, trained: bool = False, w: Any = None) -> api.Request:
         """The request for ``prior`` with the form's settings; with ``trained``, a learned
         prior's trained solver, accelerator and tolerance replace the form's."""
         form = {"solver": self.solver.spec, "accel": self.accel.spec, "tol": float(self.tol.value)}
         chosen = api.solve_settings(prior, fallback=form) if trained else form
-        return api.Request(prior=prior, max_iter=int(self.max_iter.value), w=w, **chosen)
+        return api.Request(
+            prior=prior, max_iter=int(self.max_iter.value), stop_on=self.stop_on.value, w=w,
+            **chosen,
+        )  # fmt: skip
 
     def use_trained(self, prior: str) -> None:
         """Show the solver, accelerator and tolerance ``prior`` records from its training."""

@@ -100,6 +100,7 @@ class ReconstructPanel(QWidget):
                 self.w_layer,
                 self.max_iter,
                 self.tol,
+                self.solve_form.stop_on,
                 self.record,
                 self.every,
                 self.budget,
@@ -403,6 +404,12 @@ class ReconstructPanel(QWidget):
         self.result.metadata[_problems.KEY] = run.metadata("reconstruction")
         if run.stack_ks:
             self._add_stack()
+        if run.last.status == "stalled":
+            show_warning(
+                f"The residual stopped falling at {run.last.residual:.2e} (k = {run.last.k}), "
+                "above the tolerance: the map may not be contractive at these settings. Try "
+                "no accelerator, a smaller step size or a stronger prior."
+            )
         if run.last.status == "diverged":
             show_warning(
                 f"The iteration diverged at k = {run.last.k}; the last finite iterate is kept. "

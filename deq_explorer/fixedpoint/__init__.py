@@ -11,6 +11,7 @@ from deq_explorer.fixedpoint import proximal  # noqa: F401  (registers; listed f
 from deq_explorer.fixedpoint import accelerators, admm  # noqa: F401  (registers)
 from deq_explorer.fixedpoint.base import (
     Accelerator,
+    Criterion,
     FixedPointMap,
     Iterate,
     Solution,
@@ -22,6 +23,7 @@ from deq_explorer.fixedpoint.loop import iterate, solve
 
 __all__ = [
     "Accelerator",
+    "Criterion",
     "FixedPointMap",
     "FixedPointResult",
     "Iterate",

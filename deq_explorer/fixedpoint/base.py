@@ -11,7 +11,7 @@ from torch import Tensor
 
 from deq_explorer.operators.base import LinearOperator
 
-__all__ = ["Accelerator", "FixedPointMap", "Iterate", "Solution", "Status", "StopRule"]
+__all__ = ["Accelerator", "Criterion", "FixedPointMap", "Iterate", "Solution", "Status", "StopRule"]
 
 
 class Status(str, enum.Enum):
@@ -21,7 +21,15 @@ class Status(str, enum.Enum):
     CONVERGED = "converged"
     MAX_ITER = "max_iter"
     DIVERGED = "diverged"
+    STALLED = "stalled"
     STOPPED = "stopped"
+
+
+class Criterion(str, enum.Enum):
+    """What :class:`StopRule`'s ``tol`` is compared with."""
+
+    RESIDUAL = "residual"  # the fixed-point residual ‖T(z) − z‖/‖z‖
+    CHANGE = "change"  # the iterate change ‖z_next − z‖/‖z‖ (deepinv's; = residual if plain)
 
 
 @dataclass(frozen=True)
@@ -74,14 +82,21 @@ class StopRule:
     max_iter : int
         Iteration budget.
     tol : float
-        Stop when the relative residual ``‖T(z) − z‖/‖z‖`` falls below it (0 = never).
+        Stop when the criterion falls below it (0 = never).
     diverge_at : float
         Largest magnitude allowed in the iterate before it counts as diverged.
+    criterion : Criterion
+        The relative fixed-point residual (default) or the relative iterate change.
+    patience : int
+        With ``tol > 0``: end as STALLED after this many iterations in which the
+        smallest residual so far did not fall by 1 % (0 = never).
     """
 
     max_iter: int = 100
     tol: float = 1e-4
     diverge_at: float = 1e10
+    criterion: Criterion = Criterion.RESIDUAL
+    patience: int = 0
 
 
 @dataclass(frozen=True)

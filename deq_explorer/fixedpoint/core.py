@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from deq_explorer.fixedpoint.accelerators import NoAcceleration
-from deq_explorer.fixedpoint.base import Accelerator, Status, StopRule
+from deq_explorer.fixedpoint.base import Accelerator, Criterion, Status, StopRule
 
 __all__ = [
     "FixedPointResult",
@@ -78,6 +78,9 @@ class Step:
         The state the accelerator chose; on DIVERGED, ``z`` (the last finite state).
     residual : float
         Largest per-item residual of ``(z, Tz)``.
+    change : float
+        Largest per-item relative change ``‖z_next − z‖/‖z‖`` (the residual without
+        acceleration).
     status : Status
         RUNNING, or why the loop ends after this step.
     """
@@ -87,6 +90,7 @@ class Step:
     Tz: Tensor
     z_next: Tensor
     residual: float
+    change: float
     status: Status
 
 
@@ -97,6 +101,11 @@ def check_rule(rule: StopRule) -> None:
         raise ValueError(f"max_iter must be an integer ≥ 1; got {rule.max_iter!r}")
     if not rule.tol >= 0 or not rule.diverge_at > 0:
         raise ValueError(f"tol must be ≥ 0 and diverge_at > 0; got {rule}")
+    p = rule.patience
+    if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 0:
+        raise ValueError(f"patience must be an integer ≥ 0; got {p!r}")
+    if not isinstance(rule.criterion, Criterion):
+        raise ValueError(f"criterion must be a Criterion; got {rule.criterion!r}")
 
 
 def steps(
@@ -112,8 +121,10 @@ def steps(
 
     The last step yielded carries the reason the loop ends, checked in this order:
     DIVERGED (residual not finite, or ``max |z_next| > rule.diverge_at``),
-    CONVERGED (residual ``< rule.tol``; ``tol = 0`` never converges), MAX_ITER
-    (``k == rule.max_iter``), STOPPED (``stop()`` returned True). Runs in the
+    CONVERGED (``rule.criterion``, the residual or the iterate change, ``< rule.tol``;
+    ``tol = 0`` never converges), MAX_ITER (``k == rule.max_iter``), STALLED (with
+    ``tol > 0``, ``rule.patience`` iterations without the smallest residual falling
+    by 1 %), STOPPED (``stop()`` returned True). Runs in the
     caller's grad mode (unrolled backprop keeps the graph of every step); the
     residual and the bound are measured on detached tensors.
 
@@ -135,28 +146,35 @@ def steps(
     check_rule(rule)
     acc = NoAcceleration() if accelerator is None else accelerator
     z, state = z0, acc.init(z0)
+    best, best_k = math.inf, 0  # the smallest residual, and when it last fell by 1 %
     for k in range(1, rule.max_iter + 1):
         Tz = T(z)
         z_next, state = acc.step(z, Tz, state)
+        zd, zn = z.detach(), z_next.detach()
         measured = torch.stack(
             [
-                residual(z.detach(), Tz.detach()).amax().double(),
-                torch.linalg.vector_norm(z_next.detach(), ord=math.inf).double(),
+                residual(zd, Tz.detach()).amax().double(),
+                relative_residual(zd, zn).amax(),
+                torch.linalg.vector_norm(zn, ord=math.inf).double(),
             ]
         )
-        r, peak = measured.tolist()
+        r, change, peak = measured.tolist()
         if not (math.isfinite(r) and peak <= rule.diverge_at):
-            yield Step(k, z, Tz, z, r, Status.DIVERGED)
+            yield Step(k, z, Tz, z, r, change, Status.DIVERGED)
             return
-        if r < rule.tol:
+        if r < 0.99 * best:
+            best, best_k = r, k
+        if (change if rule.criterion is Criterion.CHANGE else r) < rule.tol:
             status = Status.CONVERGED
         elif k == rule.max_iter:
             status = Status.MAX_ITER
+        elif rule.tol > 0 and rule.patience and k - best_k >= rule.patience:
+            status = Status.STALLED
         elif stop is not None and stop():
             status = Status.STOPPED
         else:
             status = Status.RUNNING
-        yield Step(k, z, Tz, z_next, r, status)
+        yield Step(k, z, Tz, z_next, r, change, status)
         if status is not Status.RUNNING:
             return
         z = z_next

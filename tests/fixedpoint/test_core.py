@@ -4,7 +4,15 @@ import pytest
 import torch
 
 from deq_explorer.deq import DEQ, Forward
-from deq_explorer.fixedpoint import FixedPointMap, Status, StopRule, fixed_point, iterate, steps
+from deq_explorer.fixedpoint import (
+    Criterion,
+    FixedPointMap,
+    Status,
+    StopRule,
+    fixed_point,
+    iterate,
+    steps,
+)
 from deq_explorer.fixedpoint.accelerators import Anderson, Nesterov
 from deq_explorer.fixedpoint.core import mse_residual, relative_residual
 
@@ -91,3 +99,28 @@ def test_bad_rules_are_refused_by_every_entry_point(mask_operator, rule) -> None
         fixed_point(fp.T, fp.z0, rule=rule)
     with pytest.raises(ValueError, match=r"max_iter|tol"):
         next(iterate(fp, rule=rule))
+
+
+def test_the_change_criterion_stops_on_the_iterate_change(mask_operator) -> None:
+    fp = two_rate_map(mask_operator)
+    plain = StopRule(max_iter=300, tol=1e-6)
+    by_change = StopRule(max_iter=300, tol=1e-6, criterion=Criterion.CHANGE)
+    a, b = fixed_point(fp.T, fp.z0, rule=plain), fixed_point(fp.T, fp.z0, rule=by_change)
+    assert a.iterations == b.iterations and torch.equal(a.z, b.z)  # plain: change = residual
+    trail = list(steps(fp.T, fp.z0, Anderson(m=3), by_change))
+    assert trail[-1].status is Status.CONVERGED and trail[-1].change < 1e-6
+    for s in trail:
+        assert s.change == pytest.approx(float(relative_residual(s.z, s.z_next).max()))
+
+
+def test_a_residual_that_stops_falling_is_reported_stalled() -> None:
+    z0 = torch.ones(1, 4, dtype=torch.float64)
+    flip = lambda z: -z  # noqa: E731 - residual 2 forever, never diverges
+    rule = StopRule(max_iter=1000, tol=1e-4, patience=20)
+    trail = list(steps(flip, z0, rule=rule))
+    assert trail[-1].status is Status.STALLED and len(trail) == 21  # best set at k = 1
+    assert list(steps(flip, z0, rule=StopRule(max_iter=30, tol=0, patience=20)))[-1].status is (
+        Status.MAX_ITER
+    )  # tol = 0 runs the whole budget
+    slow = lambda z: 0.5 * z + 1  # noqa: E731 - the residual halves every step: never stalled
+    assert fixed_point(slow, z0, rule=StopRule(tol=1e-12, patience=2)).status is Status.CONVERGED
