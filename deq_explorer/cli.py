@@ -304,6 +304,7 @@ def _solve(problem, request, args: argparse.Namespace, progress: bool) -> dict[s
         "start": start,
         "status": solution.status.value,
         "iterations": solution.iterations,
+        "rate": solution.rate,
         "seconds": round(seconds, 4),
         "psnr": history["psnr"][-1],
         "ssim": history["ssim"][-1],
@@ -420,7 +421,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
         return code
     print(f"{problem.operator} → {problem.solve_operator}  noise {problem.noise}")
     for key in ("prior", "solver", "accel", "status", "iterations", "seconds", "psnr_init",
-                "psnr", "ssim", "consistency", "residual"):  # fmt: skip
+                "psnr", "ssim", "consistency", "residual", "rate"):  # fmt: skip
         print(f"  {key:<12} {_fmt(out[key])}")
     if args.out:
         print(f"  saved        {args.out}")

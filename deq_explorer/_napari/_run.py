@@ -19,6 +19,7 @@ import numpy as np
 
 from deq_explorer import api
 from deq_explorer._napari._jobs import Frame
+from deq_explorer.fixedpoint.loop import contraction_rate
 from deq_explorer.registry import parse_spec, solvers
 
 __all__ = ["STATUS_WORDS", "Comparison", "Run", "StackPolicy", "history_of", "takes_start"]
@@ -165,12 +166,16 @@ class Run:
             return f"failed: {self.error or 'no iterate'}"
         psnr = "" if f.psnr is None else f", PSNR {f.psnr:.2f} dB, SSIM {f.ssim:.3f}"
         said = STATUS_WORDS.get(f.status, f.status)
-        return f"{said} after {f.k} iterations ({f.seconds:.2f} s){psnr}"
+        rate = self.metrics()["rate"]
+        slow = f"; residual ratio ≈ {rate:.3f} per iteration" if (
+            f.status in ("max_iter", "stalled") and rate is not None) else ""  # fmt: skip
+        return f"{said} after {f.k} iterations ({f.seconds:.2f} s){psnr}{slow}"
 
     def metrics(self) -> dict[str, Any]:
         f = self.last
         return {"psnr": f.psnr, "ssim": f.ssim, "consistency": f.consistency,
-                "residual": f.residual, "iterations": f.k, "seconds": f.seconds}  # fmt: skip
+                "residual": f.residual, "iterations": f.k, "seconds": f.seconds,
+                "rate": contraction_rate([g.residual for g in self.frames])}  # fmt: skip
 
     def metadata(self, role: str) -> dict[str, Any]:
         """What the result layer keeps: settings as solved, origin, status, metrics, history."""

@@ -125,10 +125,17 @@ class Iterate:
 
 @dataclass(frozen=True)
 class Solution:
-    """The outcome of :func:`solve`: final image, status and the history of metrics."""
+    """The outcome of :func:`solve`: final image, status and the history of metrics.
+
+    ``rate`` is the observed contraction factor: the geometric mean of the residual's
+    ratio ``r_k / r_{k−1}`` over the last iterations (:func:`contraction_rate`), about
+    the map's local contraction factor for plain iteration; at or above 1 the solve is
+    not converging. None when too few iterations ran.
+    """
 
     x: Tensor
     status: Status
     iterations: int
     seconds: float
     history: dict[str, list[float | None]] = field(default_factory=dict)
+    rate: float | None = None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 
@@ -20,7 +21,7 @@ from deq_explorer.fixedpoint.base import (
 from deq_explorer.fixedpoint.core import Step, check_rule, steps
 from deq_explorer.metrics import SSIM_MIN_SIZE, batch_consistency, batch_psnr, batch_ssim
 
-__all__ = ["iterate", "solve"]
+__all__ = ["contraction_rate", "iterate", "solve"]
 
 
 class _Meter:
@@ -140,5 +141,20 @@ def solve(
             on_iterate(last)
     assert last is not None  # max_iter ≥ 1 guarantees one iterate
     return Solution(
-        x=last.x, status=last.status, iterations=last.k, seconds=last.seconds, history=history
-    )
+        x=last.x, status=last.status, iterations=last.k, seconds=last.seconds, history=history,
+        rate=contraction_rate(history["residual"]),
+    )  # fmt: skip
+
+
+def contraction_rate(residuals: list[float | None], window: int = 10) -> float | None:
+    """Geometric mean of ``r_k / r_{k−1}`` over the last ``window`` ratios (None if < 2 values).
+
+    For plain iteration near a fixed point this tends to the map's contraction factor there
+    (its Jacobian's spectral radius); ≥ 1 means the residual is not falling.
+    """
+    r = [v for v in residuals[-(window + 1) :] if v is not None]
+    if len(r) < 2 or not all(math.isfinite(v) for v in r):
+        return None
+    if r[0] == 0 or r[-1] == 0:
+        return 0.0
+    return (r[-1] / r[0]) ** (1 / (len(r) - 1))

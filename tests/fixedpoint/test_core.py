@@ -124,3 +124,15 @@ def test_a_residual_that_stops_falling_is_reported_stalled() -> None:
     )  # tol = 0 runs the whole budget
     slow = lambda z: 0.5 * z + 1  # noqa: E731 - the residual halves every step: never stalled
     assert fixed_point(slow, z0, rule=StopRule(tol=1e-12, patience=2)).status is Status.CONVERGED
+
+
+def test_the_solution_reports_the_observed_contraction_rate(mask_operator) -> None:
+    from deq_explorer.fixedpoint import solve
+    from deq_explorer.fixedpoint.loop import contraction_rate
+
+    for c in (0.5, 0.9):
+        fp = two_rate_map(mask_operator, rates=(c, c))
+        sol = solve(fp, rule=StopRule(max_iter=500, tol=1e-9))
+        assert sol.rate == pytest.approx(c, abs=2e-3)  # the DC mode of K contracts at c
+    assert contraction_rate([1.0]) is None and contraction_rate([1.0, None, 4.0]) == 4.0
+    assert contraction_rate([2.0, 2.0, 2.0]) == 1.0  # not falling: not converging

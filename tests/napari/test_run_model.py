@@ -38,6 +38,7 @@ def test_a_run_keeps_frames_stack_and_metadata(problem) -> None:
     assert meta["config"]["max_iter"] == 7 and meta["metrics"]["iterations"] == 7
     assert meta["history"]["k"] == list(range(1, 8))
     assert run.final_text().startswith("stopped at the iteration cap after 7 iterations")
+    assert "residual ratio ≈" in run.final_text() and 0 < meta["metrics"]["rate"] < 1
 
 
 def test_the_stack_policy_respects_the_budget() -> None:
