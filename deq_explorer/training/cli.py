@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.closing(train(config)) as events, _closing_bar(bar):
         for ev in events:
             if isinstance(ev, StepEvent) and bar is not None:
-                bar.update(1)
+                bar.update(ev.step - bar.n)  # a resumed run starts at its step, not at 0
                 bar.set_postfix_str(
                     f"loss {ev.loss:.4g} lr {ev.lr:.2g} fwd {ev.fwd_iters} bwd {ev.bwd_iters}"
                 )

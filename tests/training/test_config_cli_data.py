@@ -142,6 +142,18 @@ def test_cli_trains_and_registers(image_dir: Path, tmp_path: Path, capsys) -> No
     assert main(["--crop", "0"]) == 2
 
 
+def test_a_resumed_run_shows_its_own_step_count(image_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bar.safetensors"
+    args = ["--mode", "awgn", "--data", str(image_dir), "--crop", "16", "--batch", "2",
+            "--val-images", "1", "--val-crop", "16", "--net", '{"depth": 3, "width": 8}',
+            "--device", "cpu", "--no-register"]  # fmt: skip
+    assert main([*args, "--steps", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main([*args, "--steps", "3", "--resume", str(out), "--out", str(out)]) == 0
+    bar = capsys.readouterr().err.replace("\r", "\n")
+    assert "3/3" in bar and "1/3" not in bar  # one step run, shown from step 2 on
+
+
 def test_cli_mode_choices_are_the_trainers_modes(capsys) -> None:
     from deq_explorer.training import modes
 
