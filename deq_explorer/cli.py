@@ -30,6 +30,9 @@ __all__ = ["main"]
 #: accelerates by default, unlike the API)
 CLI_DEFAULTS = {"solver": "pnp-pgm", "accel": "anderson", "tol": 1e-4}
 
+#: a solve's progress bar appears once it has run this long (short solves print nothing)
+PROGRESS_DELAY_S = 2.0
+
 EXAMPLES = """examples:
   deq-explorer reconstruct sample:brain --operator mri:rate=0.3 --noise 0.01 \\
       --prior tv:weight=0.01 --accel anderson:m=5 --json
@@ -283,16 +286,29 @@ def _solve(problem, request, args: argparse.Namespace, progress: bool) -> dict[s
     start = args.init or ("backbone" if args.backbone else "init")
     request = dataclasses.replace(request, w=api.start_image(problem, start, args.backbone))
 
+    bar = None
+    if progress:  # stderr only, on a terminal, never with --json or --quiet
+        from tqdm import tqdm
+
+        label = request.prior if isinstance(request.prior, str) else request.prior.name
+        bar = tqdm(
+            total=request.max_iter, desc=label, unit="it", delay=PROGRESS_DELAY_S, file=sys.stderr
+        )
+
     def show(it) -> None:
-        psnr = f"  psnr {it.psnr:.2f} dB" if it.psnr is not None else ""
-        line = f"{request.prior}: iteration {it.k}/{request.max_iter}  residual {it.residual:.2e}"
-        print(f"\r  {line}{psnr}", end="", file=sys.stderr, flush=True)
+        bar.update(it.k - bar.n)
+        psnr = f" psnr {it.psnr:.2f} dB" if it.psnr is not None else ""
+        bar.set_postfix_str(f"residual {it.residual:.2e}{psnr}", refresh=False)
 
     t0 = time.perf_counter()
-    solution = api.reconstruct(problem, request, on_iterate=show if progress else None)
+    try:
+        solution = api.reconstruct(problem, request, on_iterate=show if bar else None)
+        if bar is not None:
+            bar.update(bar.total - bar.n)  # a solve that ended early is complete: 100 %
+    finally:
+        if bar is not None:
+            bar.close()
     seconds = time.perf_counter() - t0
-    if progress:
-        print(file=sys.stderr)
     history = {k: solution.history[k] for k in ("residual", "consistency", "psnr", "ssim")}
     ref = problem.x_true
     return {

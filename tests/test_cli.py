@@ -567,3 +567,17 @@ def test_compare_out_saves_every_run(capsys, images, tmp_path):
             np.testing.assert_allclose(saved[f"history_{i}"]["residual"], run["residuals"])
     assert _run(capsys, "compare", images["gray"], "--prior", "tv", "--out", str(target),
                 "--no-clobber")[0] == 2  # fmt: skip
+
+
+def test_progress_bar_on_a_terminal_ends_at_100_percent(capsys, images, monkeypatch):
+    monkeypatch.setattr(cli, "PROGRESS_DELAY_S", 0.0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    argv = ["--operator", "denoise", "--noise", "0.05", "--max-iter", "50", "--prior", "tv"]
+    code, out, err = _run(capsys, "reconstruct", images["gray"], *argv)
+    assert code == 0
+    bar = err.replace("\r", "\n").splitlines()
+    assert any("100%" in line and "50/50" in line for line in bar)  # converged early: full bar
+    assert "converged" in out
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = _run(capsys, "reconstruct", images["gray"], *FAST, "--quiet")
+    assert code == 0 and "it/s" not in err and "%" not in err
