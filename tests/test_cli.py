@@ -581,3 +581,23 @@ def test_progress_bar_on_a_terminal_ends_at_100_percent(capsys, images, monkeypa
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     code, _, err = _run(capsys, "reconstruct", images["gray"], *FAST, "--quiet")
     assert code == 0 and "it/s" not in err and "%" not in err
+
+
+def test_the_committed_sample_measurements_reconstruct(capsys):
+    from deq_explorer.sample_data import FOLDER, sample_path
+
+    kspace = str(sample_path("phantom_kspace_radial30.npz"))
+    code, out, _ = _run(capsys, "reconstruct", "--measurement", kspace, "--operator",
+                        "mri:rate=0.3", "--noise", "0.005", "--prior", "tv", "--reference",
+                        "sample:phantom", "--max-iter", "40", "--json")  # fmt: skip
+    result = json.loads(out)
+    assert code == 0 and result["psnr"] > result["psnr_init"] + 5
+    blurred = str(sample_path("astronaut_blur_sigma2.npz"))
+    code, out, _ = _run(capsys, "reconstruct", "--measurement", blurred, "--operator",
+                        "deblur:sigma=2.0", "--noise", "0.01", "--prior", "tv", "--max-iter",
+                        "5", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["psnr"] is None  # no reference: no PSNR
+    readme = (FOLDER / "README.md").read_text()
+    assert all(p.name in readme for p in FOLDER.iterdir() if p.suffix in (".npz", ".gz"))
+    with pytest.raises(FileNotFoundError, match="sample_data holds"):
+        sample_path("nope.npz")

@@ -18,13 +18,14 @@ from napari.layers import Image, Layer
 
 from deq_explorer import api
 from deq_explorer._napari._convert import from_layer_data
-from deq_explorer.images import load_image
+from deq_explorer.images import load_image, load_measurement
 from deq_explorer.operators.masks import centered
 
 __all__ = [
     "KEY",
     "attach",
     "display",
+    "file_recipe",
     "is_measurement",
     "measurement_recipe",
     "problem_of",
@@ -76,6 +77,13 @@ def problem_of(layer: Layer, layers: Any) -> api.Problem:
             f"layer {layer.name!r} is not a measurement: simulate one in the Problem panel "
             "or open File ▸ Open Sample ▸ DEQ Explorer ▸ a problem sample"
         )
+    if "file" in recipe:  # a measurement read from a file (complex k-space cannot be a layer)
+        problem = api.from_measurement(
+            load_measurement(recipe["file"]), recipe["operator"], noise=float(recipe["noise"]),
+            device=recipe.get("device", "auto"), reference=recipe.get("reference"),
+        )  # fmt: skip
+        _live[layer] = problem
+        return problem
     source = recipe["image"]
     if recipe.get("measured"):
         name = source.removeprefix("layer:")
@@ -102,6 +110,19 @@ def problem_of(layer: Layer, layers: Any) -> api.Problem:
     )
     _live[layer] = problem
     return problem
+
+
+def file_recipe(
+    path: str, operator: str, noise: float, reference: str | None = None
+) -> dict[str, Any]:
+    """The metadata record of a measurement read from ``path`` (``.npy``/``.npz``/image).
+
+    The layer shows the measurement (k-space as its log-magnitude); the problem is read
+    from the file again when the layer is solved. ``reference`` (an image or
+    ``sample:NAME``) turns on PSNR/SSIM.
+    """
+    return {"role": "measurement", "file": str(path), "operator": operator,
+            "noise": float(noise), "reference": reference, "device": "auto"}  # fmt: skip
 
 
 def measurement_recipe(

@@ -7,20 +7,32 @@ scikit-image and matplotlib; nothing is downloaded).
 
 from __future__ import annotations
 
+import torch
+
 from deq_explorer import api
 from deq_explorer._napari._convert import LayerData, to_layer_data
-from deq_explorer._napari._problems import KEY, display, measurement_recipe, sampling_mask
-from deq_explorer.images import center_crop, load_image, sample_info, to_gray
+from deq_explorer._napari._problems import (
+    KEY,
+    display,
+    file_recipe,
+    measurement_recipe,
+    sampling_mask,
+)
+from deq_explorer.images import center_crop, load_image, load_measurement, sample_info, to_gray
+from deq_explorer.sample_data import sample_path
 
 __all__ = [
     "astronaut",
+    "blurred_photo",
     "brain",
     "camera",
     "completion_problem",
+    "kspace_measurement",
     "mcnet_sr2_problem",
     "mri_mismatch_problem",
     "mri_problem",
     "phantom",
+    "phantom_volume",
     "sr_x3_problem",
 ]
 
@@ -56,6 +68,36 @@ def astronaut() -> list[LayerData]:
 def phantom() -> list[LayerData]:
     """The Shepp–Logan phantom."""
     return [_image("phantom")]
+
+
+def _measured(file: str, operator: str, noise: float, reference: str | None) -> list[LayerData]:
+    """A measurement from ``sample_data/``: its picture, with the recipe that reads the file."""
+    path = sample_path(file)
+    y = load_measurement(path)
+    recipe = file_recipe(str(path), operator, noise, reference)
+    recipe["provenance"] = f"sample_data/{file} (see its README), measured with {operator}"
+    picture = display(torch.as_tensor(y if y.ndim == 3 else y[None]))[0]
+    return [(picture, {"name": f"y · {file}", "metadata": {KEY: recipe}}, "image")]
+
+
+def kspace_measurement() -> list[LayerData]:
+    """Measured k-space (phantom, 30 % radial, σ 0.005) from a file, with the phantom as reference.
+
+    Reconstruct it like any measurement; the file is what ``--measurement`` reads.
+    """
+    return _measured("phantom_kspace_radial30.npz", "mri:rate=0.3", 0.005, "sample:phantom")
+
+
+def blurred_photo() -> list[LayerData]:
+    """A blurred, noisy photo (Gaussian σ 2 px, noise 0.01) from a file; no ground truth."""
+    return _measured("astronaut_blur_sigma2.npz", "deblur:sigma=2.0", 0.01, None)
+
+
+def phantom_volume() -> list[LayerData]:
+    """A synthetic 8-slice head volume (NIfTI, 1 × 1 × 2 mm voxels) through the NIfTI reader."""
+    from deq_explorer._napari.readers import read_volumes
+
+    return read_volumes(str(sample_path("phantom_head_8.nii.gz")))
 
 
 def mri_problem(rate: float = 0.1, noise: float = 0.005, seed: int = 0) -> list[LayerData]:

@@ -9,6 +9,7 @@ napari = pytest.importorskip("napari")
 
 from napari.utils.notifications import notification_manager  # noqa: E402
 
+from deq_explorer import metrics  # noqa: E402
 from deq_explorer._napari import _problems  # noqa: E402
 from deq_explorer._napari.compare import ComparePanel  # noqa: E402
 from deq_explorer._napari.explorer import Explorer  # noqa: E402
@@ -120,6 +121,26 @@ def test_samples_carry_provenance(viewer):
     assert 0.05 < mask.mean() < 0.15  # 10 % of k-space sampled
     problem = _problems.problem_of(y, viewer.layers)  # rebuilt from the recipe
     assert problem.x_true is not None and tuple(problem.op.x_shape) == (1, 256, 256)
+
+
+def test_file_samples_reconstruct_in_the_panel(viewer, qtbot):
+    (y,) = viewer.open_sample(PLUGIN, "kspace_measurement")
+    recipe = _problems.recipe_of(y)
+    assert recipe["file"].endswith("phantom_kspace_radial30.npz") and y.data.shape == (256, 256)
+    problem = _problems.problem_of(y, viewer.layers)
+    assert problem.y.is_complex() and problem.x_true is not None  # the phantom as reference
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.prior.choice.value = "tv"
+    panel.max_iter.value = 30
+    assert panel.run()
+    wait_done(qtbot, panel)
+    assert panel.last.psnr > metrics.psnr(problem.x_init(), problem.x_true) + 5
+    (blurred,) = viewer.open_sample(PLUGIN, "blurred_photo")
+    assert _problems.problem_of(blurred, viewer.layers).x_true is None  # no ground truth
+    (volume,) = viewer.open_sample(PLUGIN, "phantom_volume")
+    assert volume.data.shape == (8, 128, 128) and tuple(volume.scale) == (2.0, 1.0, 1.0)
 
 
 @pytest.mark.parametrize(
