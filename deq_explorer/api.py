@@ -31,16 +31,25 @@ from deq_explorer.fixedpoint import (
     FixedPointMap,
     Iterate,
     Solution,
+    Status,
     StopRule,
     iterate,
-    solve,
 )
 from deq_explorer.fixedpoint.core import fixed_point
+from deq_explorer.fixedpoint.loop import collect
 from deq_explorer.images import ImageError, crop_to_multiple, load_image
 from deq_explorer.operators.base import LinearOperator, OperatorError
 from deq_explorer.operators.needs import image_needs
 from deq_explorer.priors.base import Prior
-from deq_explorer.registry import SpecError, accelerators, operators, parse_spec, priors, solvers
+from deq_explorer.registry import (
+    SpecError,
+    accelerators,
+    format_spec,
+    operators,
+    parse_spec,
+    priors,
+    solvers,
+)
 
 __all__ = [
     "DIVERGE_AT",
@@ -48,6 +57,7 @@ __all__ = [
     "STALL_PATIENCE",
     "STARTS",
     "STOP_ON",
+    "Continuation",
     "Cost",
     "Problem",
     "ProblemError",
@@ -468,6 +478,45 @@ def solve_settings(
     return {k: v if v is not None else trained.get(k, fallback[k]) for k, v in given.items()}
 
 
+@dataclass(frozen=True)
+class Continuation:
+    """A decreasing noise-level schedule for a denoiser prior (σ continuation).
+
+    The solve runs in ``stages`` warm-started stages, the prior's noise input going
+    geometrically from ``start`` down to its own σ; each stage starts from the image
+    the previous one ended with, and all but the last run their share of the budget
+    in full (the tolerance applies to the last). This is the reference PnP-ADMM of
+    the second seed paper: a large σ first fills in what the data leave open
+    (inpainting), the small σ then sharpens.
+
+    Attributes
+    ----------
+    start : float
+        σ of the first stage (> the prior's σ).
+    stages : int
+        Number of stages (≥ 2).
+    """
+
+    start: float = 0.2
+    stages: int = 5
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.start, numbers.Real) and math.isfinite(self.start)
+                and self.start > 0):  # fmt: skip
+            raise RequestError("continuation", f"start must be a σ > 0, got {self.start!r}")
+        n = self.stages
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
+            raise RequestError("continuation", f"stages must be an integer ≥ 2, got {n!r}")
+
+    def sigmas(self, final: float) -> list[float]:
+        """The σ of each stage, from :attr:`start` down to ``final``."""
+        if not final < self.start:
+            raise RequestError("continuation", f"start σ {self.start} must exceed the prior's "
+                               f"σ {final}")  # fmt: skip
+        ratio = (final / self.start) ** (1 / (self.stages - 1))
+        return [self.start * ratio**i for i in range(self.stages - 1)] + [final]
+
+
 class RequestError(ProblemError):
     """A :class:`Request` field holds a value no solve can use.
 
@@ -504,6 +553,9 @@ class Request:
     stop_on : str
         ``"residual"`` (the relative fixed-point residual ``‖T(z) − z‖/‖z‖``) or
         ``"change"`` (the relative iterate change; the same without acceleration).
+    continuation : Continuation or None
+        Solve in stages with a decreasing denoiser σ (needs a registry prior with a
+        ``sigma`` option).
     w : Tensor or None
         The start image ``(1, C, H, W)`` (MCNet's backbone output; default ``init(y)``).
     """
@@ -514,6 +566,7 @@ class Request:
     max_iter: int = 100
     tol: float | None = None
     stop_on: str = "residual"
+    continuation: Continuation | None = None
     w: Tensor | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -528,6 +581,8 @@ class Request:
         if not isinstance(self.prior, (str, Prior)):
             raise RequestError("prior", f"must be a spec, a checkpoint path or a Prior, got "
                                f"{type(self.prior).__name__}")  # fmt: skip
+        if self.continuation is not None and not isinstance(self.continuation, Continuation):
+            raise RequestError("continuation", "must be an api.Continuation(start, stages)")
         if self.stop_on not in STOP_ON:
             raise RequestError("stop_on", f"must be one of {', '.join(STOP_ON)}, got "
                                f"{self.stop_on!r}")  # fmt: skip
@@ -546,8 +601,9 @@ class Request:
         """JSON-ready description: the prior's spec or name and the solve settings."""
         prior = self.prior if isinstance(self.prior, str) else self.prior.name
         return {"prior": prior, "solver": self.solver, "accel": self.accel,
-                "max_iter": int(self.max_iter), "tol": self.tol,
-                "stop_on": self.stop_on}  # fmt: skip
+                "max_iter": int(self.max_iter), "tol": self.tol, "stop_on": self.stop_on,
+                "continuation": None if self.continuation is None else dataclasses.asdict(
+                    self.continuation)}  # fmt: skip
 
 
 def _request(request: Request | None, options: dict[str, Any]) -> Request:
@@ -581,8 +637,47 @@ def run(
     (:func:`trained_settings`), else :data:`SOLVE_DEFAULTS`. ``stop`` is polled
     between iterations.
     """
-    fp_map, accelerator, rule = _prepare(problem, _request(request, options))
+    request = _request(request, options)
+    if request.continuation is not None:
+        return _stages(problem, request.settled(), stop)
+    fp_map, accelerator, rule = _prepare(problem, request)
     return iterate(fp_map, accelerator, rule, reference=problem.x_true, stop=stop)
+
+
+def _with_sigma(prior: str, sigma: float) -> str:
+    """``prior`` (a registry spec with a ``sigma`` option) with its σ set to ``sigma``."""
+    name, options = parse_spec(prior)
+    return format_spec(name, {**options, "sigma": f"{sigma:.6g}"})
+
+
+def _stages(
+    problem: Problem, request: Request, stop: Callable[[], bool] | None
+) -> Iterator[Iterate]:
+    """The iterates of a σ-continuation solve, numbered and timed as one solve."""
+    prior = request.prior
+    if not (isinstance(prior, str) and not _checkpoint_path(prior)
+            and "sigma" in priors.entry(parse_spec(prior)[0]).options()):  # fmt: skip
+        raise RequestError("continuation", f"needs a prior with a sigma option (a denoiser "
+                           f"such as dncnn-awgn), not {prior!r}")  # fmt: skip
+    sigmas = request.continuation.sigmas(float(priors.options_of(prior)[1]["sigma"]))
+    share, extra = divmod(request.max_iter, len(sigmas))
+    if share < 1:
+        raise RequestError("max_iter", f"must be at least the {len(sigmas)} stages, got "
+                           f"{request.max_iter}")  # fmt: skip
+    w, k0, t0 = request.w, 0, 0.0
+    for i, sigma in enumerate(sigmas):
+        last = i == len(sigmas) - 1
+        stage = dataclasses.replace(
+            request, prior=_with_sigma(prior, sigma), max_iter=share + (extra if last else 0),
+            tol=request.tol if last else 0.0, continuation=None, w=w,
+        )  # fmt: skip
+        for it in run(problem, stage, stop=stop):
+            ends = last or it.status in (Status.DIVERGED, Status.STOPPED)
+            status = it.status if ends else Status.RUNNING
+            yield dataclasses.replace(it, k=k0 + it.k, seconds=t0 + it.seconds, status=status)
+        if it.status in (Status.DIVERGED, Status.STOPPED):
+            return
+        w, k0, t0 = it.x, k0 + it.k, t0 + it.seconds
 
 
 def reconstruct(
@@ -595,10 +690,7 @@ def reconstruct(
     **options: Any,
 ) -> Solution:
     """Run a reconstruction to its end; see :func:`run`. ``on_iterate`` sees every iterate."""
-    fp_map, accelerator, rule = _prepare(problem, _request(request, options))
-    return solve(
-        fp_map, accelerator, rule, reference=problem.x_true, stop=stop, on_iterate=on_iterate
-    )
+    return collect(run(problem, _request(request, options), stop=stop), on_iterate)
 
 
 def spectral_radius(

@@ -135,6 +135,12 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
         help="residual: the relative fixed-point residual ||T(z)-z||/||z|| (default); change: "
         "the relative change between iterates (deepinv's rule; the same without --accel)",
     )
+    p.add_argument(
+        "--continuation",
+        metavar="START:STAGES",
+        help="σ continuation: solve in STAGES warm-started stages with the denoiser's σ going "
+        "from START down to its own (e.g. 0.2:5; a prior with a sigma option)",
+    )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="noise seed")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--gray", action="store_true", help="convert a colour image to gray first")
@@ -268,10 +274,21 @@ def _requests(args: argparse.Namespace, priors: list[str]):
     from deq_explorer import api
 
     try:
+        continuation = None
+        if args.continuation is not None:
+            start, _, stages = args.continuation.partition(":")
+            try:
+                continuation = api.Continuation(float(start), int(stages or 5))
+            except ValueError as exc:
+                if isinstance(exc, api.RequestError):
+                    raise
+                raise InputError(
+                    f"--continuation takes START:STAGES such as 0.2:5, got {args.continuation!r}"
+                ) from None
         return [
             api.Request(
                 prior=prior, solver=args.solver, accel=args.accel, max_iter=args.max_iter,
-                tol=args.tol, stop_on=args.stop_on,
+                tol=args.tol, stop_on=args.stop_on, continuation=continuation,
             ).settled(CLI_DEFAULTS)
             for prior in priors
         ]  # fmt: skip
@@ -317,6 +334,7 @@ def _solve(problem, request, args: argparse.Namespace, progress: bool) -> dict[s
         "accel": request.accel,
         "tol": request.tol,
         "stop_on": request.stop_on,
+        "continuation": request.config()["continuation"],
         "start": start,
         "status": solution.status.value,
         "iterations": solution.iterations,

@@ -300,7 +300,8 @@ def test_one_request_serves_run_reconstruct_and_spectral_radius(crop48):
     settled = request.settled()
     assert (settled.solver, settled.accel, settled.tol) == ("pnp-pgm", "none", 0)
     assert settled.config() == {"prior": "tv:weight=0.02", "solver": "pnp-pgm", "accel": "none",
-                                "max_iter": 6, "tol": 0, "stop_on": "residual"}  # fmt: skip
+                                "max_iter": 6, "tol": 0, "stop_on": "residual",
+                                "continuation": None}  # fmt: skip
     assert api.spectral_radius(problem, request, iters=3) > 0
     with pytest.raises(api.ProblemError, match="not both"):
         api.reconstruct(problem, request, max_iter=3)
@@ -312,6 +313,32 @@ def test_one_request_serves_run_reconstruct_and_spectral_radius(crop48):
     with pytest.raises(api.RequestError, match="solver must be a spec") as err:
         api.Request(solver=3)
     assert err.value.field == "solver"
+
+
+def test_sigma_continuation_runs_as_one_solve(crop48, monkeypatch):
+    problem = api.simulate(crop48, "inpaint:p=0.5", noise=0.01)
+    built = []
+    real_build = api.build_prior
+    monkeypatch.setattr(api, "build_prior", lambda spec, **kw: built.append(spec)
+                        or real_build(spec, **kw))  # fmt: skip
+    request = api.Request(prior="dncnn-awgn", solver="pnp-admm", max_iter=13, tol=0,
+                          continuation=api.Continuation(start=0.2, stages=3))  # fmt: skip
+    solution = api.reconstruct(problem, request)
+    assert [float(s.rsplit("=", 1)[1]) for s in built] == pytest.approx(
+        [0.2, 0.2 * 0.15**0.5, 0.03], rel=1e-4
+    )
+    its = list(api.run(problem, request))
+    assert [it.k for it in its] == list(range(1, 14))  # 4 + 4 + 5, numbered as one solve
+    assert [it.status for it in its[:-1]] == [Status.RUNNING] * 12
+    assert its[-1].status is Status.MAX_ITER and solution.iterations == 13
+    assert [it.seconds for it in its] == sorted(it.seconds for it in its)
+    assert request.config()["continuation"] == {"start": 0.2, "stages": 3}
+    with pytest.raises(api.RequestError, match="needs a prior with a sigma option"):
+        api.reconstruct(problem, prior="tv", continuation=api.Continuation())
+    with pytest.raises(api.RequestError, match="must exceed the prior's"):
+        api.reconstruct(problem, prior="dncnn-awgn:sigma=0.3", continuation=api.Continuation())
+    with pytest.raises(api.RequestError, match="stages must be an integer"):
+        api.Continuation(stages=1)
 
 
 @pytest.mark.parametrize(

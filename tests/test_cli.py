@@ -601,3 +601,16 @@ def test_the_committed_sample_measurements_reconstruct(capsys):
     assert all(p.name in readme for p in FOLDER.iterdir() if p.suffix in (".npz", ".gz"))
     with pytest.raises(FileNotFoundError, match="sample_data holds"):
         sample_path("nope.npz")
+
+
+def test_sigma_continuation_from_the_cli(capsys, images):
+    argv = ["--operator", "inpaint:p=0.5", "--noise", "0.01", "--prior", "dncnn-awgn",
+            "--solver", "pnp-admm", "--max-iter", "6", "--tol", "0", "--json"]  # fmt: skip
+    code, out, _ = _run(capsys, "reconstruct", images["gray"], *argv, "--continuation", "0.2:3")
+    result = json.loads(out)
+    assert code == 0 and result["continuation"] == {"start": 0.2, "stages": 3}
+    assert result["iterations"] == 6
+    code, _, err = _run(capsys, "reconstruct", images["gray"], *argv, "--continuation", "big")
+    assert code == 2 and "--continuation takes START:STAGES" in err
+    code, _, err = _run(capsys, "reconstruct", images["gray"], *argv, "--continuation", "0.2:1")
+    assert code == 2 and "stages must be an integer ≥ 2" in err

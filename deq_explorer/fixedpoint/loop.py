@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor
@@ -21,7 +21,7 @@ from deq_explorer.fixedpoint.base import (
 from deq_explorer.fixedpoint.core import Step, check_rule, steps
 from deq_explorer.metrics import SSIM_MIN_SIZE, batch_consistency, batch_psnr, batch_ssim
 
-__all__ = ["contraction_rate", "iterate", "solve"]
+__all__ = ["collect", "contraction_rate", "iterate", "solve"]
 
 
 class _Meter:
@@ -131,15 +131,25 @@ def solve(
     reference, and for all three on iterations skipped by ``metrics_every``)
     and ``seconds``.
     """
+    its = iterate(fp_map, accelerator, rule, reference, stop, metrics_every=metrics_every)
+    return collect(its, on_iterate)
+
+
+def collect(
+    iterates: Iterable[Iterate], on_iterate: Callable[[Iterate], None] | None = None
+) -> Solution:
+    """Drain any stream of :class:`Iterate` (one solve, or the stages of one) into a
+    :class:`Solution`, showing each iterate to ``on_iterate``."""
     keys = ("residual", "consistency", "psnr", "ssim", "seconds")
     history: dict[str, list[float | None]] = {key: [] for key in keys}
     last = None
-    for last in iterate(fp_map, accelerator, rule, reference, stop, metrics_every=metrics_every):
+    for last in iterates:
         for key in keys:
             history[key].append(getattr(last, key))
         if on_iterate is not None:
             on_iterate(last)
-    assert last is not None  # max_iter ≥ 1 guarantees one iterate
+    if last is None:
+        raise ValueError("no iterate to collect: the stream was empty")
     return Solution(
         x=last.x, status=last.status, iterations=last.k, seconds=last.seconds, history=history,
         rate=contraction_rate(history["residual"]),
