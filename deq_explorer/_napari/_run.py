@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -149,6 +150,15 @@ class Run:
     def label(self) -> str:
         prior = self.request.prior
         return prior if isinstance(prior, str) else prior.name
+
+    @property
+    def result_name(self) -> str:
+        """The result layer's name: the prior and the problem (``tv · mri:rate=0.3 · brain``)."""
+        prior = self.label.partition(":")[0]
+        if prior.endswith(api.CHECKPOINT_SUFFIXES):
+            prior = Path(prior).stem
+        problem = str(self.source.get("measurement", "")).removeprefix("y · ")
+        return f"{prior} · {problem}" if problem else prior
 
     def starting_text(self) -> str:
         return f"running {self.label} · {self.request.solver} …"
