@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from deq_explorer import api
+from deq_explorer import api, runs
 from deq_explorer._napari._jobs import Frame
 from deq_explorer.registry import parse_spec, solvers
 
@@ -194,6 +194,22 @@ class Run:
             "metrics": self.metrics(),
             "history": self.history(),
         }
+
+    def saved(self) -> runs.SavedRun:
+        """The run as :mod:`deq_explorer.runs` saves it (the last iterate as ``x``)."""
+        meta = self.metadata("reconstruction")
+        config = {
+            **meta["config"],
+            "status": meta["status"],
+            **meta["metrics"],
+            "measurement": meta.get("measurement"),
+            "recipe": meta.get("problem"),
+        }
+        return runs.SavedRun(self.last.x, self.history(), config)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the run to ``path`` in the format of the CLI's ``--out`` (``OSError`` if not)."""
+        return runs.save(path, self.problem, [self.saved()])
 
 
 class Comparison:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,7 @@ import torch
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, SpinBox
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_warning
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from deq_explorer import api
 from deq_explorer._napari import _problems
@@ -111,12 +112,17 @@ class ReconstructPanel(QWidget):
         self.run_button = QPushButton("Run")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
+        self.save_button = QPushButton("Save run…")
+        self.save_button.setToolTip(
+            "write x, y, init(y), the reference, the history and the settings to an .npz "
+            "(the format of the CLI's --out); File ▸ Open reopens it with its curves"
+        )
         self.progress = ProgressBar()
         self.status = QLabel("ready")
         self.status.setWordWrap(True)
         self.plot = CurvePlot(CURVES, theme=self.viewer.theme)
         buttons = QHBoxLayout()
-        for b in (self.run_button, self.pause_button, self.stop_button):
+        for b in (self.run_button, self.pause_button, self.stop_button, self.save_button):
             buttons.addWidget(b)
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
@@ -135,6 +141,8 @@ class ReconstructPanel(QWidget):
         self.run_button.clicked.connect(self.run)
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop)
+        self.save_button.clicked.connect(lambda: self.save_run())
+        self.viewer.layers.selection.events.active.connect(self._plot_selected)
         self.solver.choice.changed.connect(self._solver_changed)
         self.checkpoint.changed.connect(lambda path: self.load_checkpoint(str(path)))
         for w in (self.record, self.every, self.budget, self.max_iter, self.measurement):
@@ -250,6 +258,7 @@ class ReconstructPanel(QWidget):
         self.run_button.setEnabled(not running)
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
+        self.save_button.setEnabled(not running and self.last is not None)
         self.pause_button.setText("Pause")
 
     # -- control ----------------------------------------------------------------------
@@ -315,6 +324,39 @@ class ReconstructPanel(QWidget):
         """Stop within one iteration; the partial result stays."""
         self.runner.stop()
         self.status.setText("stopping …")
+
+    def save_run(self, path: str | Path | None = None) -> Path | None:
+        """Save the last run (asking where when ``path`` is None); the file written, or None."""
+        run = self.model
+        if run is None or run.last is None or self.runner.running:
+            show_error("Save run: no finished run to save yet; press Run first.")
+            return None
+        if path is None:
+            suggested = re.sub(r"[^\w.=-]+", "_", run.result_name) + ".npz"
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save run", suggested, "DEQ Explorer run (*.npz)"
+            )
+            if not path:
+                return None
+        path = Path(path if str(path).endswith(".npz") else f"{path}.npz")
+        try:
+            written = run.save(path)
+        except OSError as exc:
+            show_error(f"Could not save the run to {path}: {exc}")
+            self.status.setText(f"not saved: {exc}")
+            return None
+        self.status.setText(f"run saved to {written}")
+        return written
+
+    def _plot_selected(self, *_: Any) -> None:
+        """A result layer chosen in the layer list (a reopened run too): its curves."""
+        layer = self.viewer.layers.selection.active
+        meta = layer.metadata.get(_problems.KEY) if layer is not None else None
+        if self.runner.running or not isinstance(meta, dict) or not meta.get("history"):
+            return
+        self.plot.set_xmax(None)
+        self.plot.clear()
+        self.plot.set_series("run", meta["history"])
 
     def toggle_pause(self, *_: Any) -> None:
         self.runner.toggle_pause()

@@ -692,3 +692,48 @@ def test_each_run_keeps_its_own_result_layer(viewer, qtbot):
     assert all(layer in viewer.layers for layer in before) and not mine.data.any()
     assert [viewer.layers[n] for n in (CHANGE, ERROR)]  # the live maps stay single
     assert sum(layer.name == CHANGE for layer in viewer.layers) == 1
+
+
+def test_a_saved_run_reopens_with_its_curves(viewer, qtbot, tmp_path, notes):
+    """Save run… writes the CLI's --out format; napari's reader reopens it as layers."""
+    import json
+
+    _, y = small_problem(viewer, qtbot, operator="mri:rate=0.3")
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    assert not panel.save_button.isEnabled() and panel.save_run(tmp_path / "none.npz") is None
+    panel.max_iter.value = 5
+    panel.tol.value = 0.0
+    assert panel.run()
+    wait_done(qtbot, panel)
+    assert panel.save_button.isEnabled()
+    path = panel.save_run(tmp_path / "my run")  # the suffix is added
+    assert path == tmp_path / "my run.npz" and "saved" in panel.status.text()
+    history = panel.result.metadata[_problems.KEY]["history"]
+    with np.load(path, allow_pickle=False) as saved:
+        assert set(saved.files) == {"x", "y", "reference", "init", "history", "config"}
+        assert saved["history"].dtype.names == ("k", "residual", "consistency", "psnr", "ssim")
+        assert np.iscomplexobj(saved["y"]) and saved["x"].shape == (1, 64, 64)
+        config = json.loads(str(saved["config"]))
+        x, residual = saved["x"], saved["history"]["residual"]
+    assert config["operator"] == "mri:rate=0.3" and config["status"] == "max_iter"
+    assert config["prior"] == "tv:iters=50,weight=0.006" and config["iterations"] == 5
+    np.testing.assert_allclose(residual, history["residual"])
+
+    layers = viewer.open(str(path), plugin=PLUGIN)
+    reopened = layers[-1]
+    assert reopened.name == "tv · my run"
+    np.testing.assert_allclose(reopened.data, panel.result.data)
+    np.testing.assert_allclose(x[0], panel.result.data)
+    meta = reopened.metadata[_problems.KEY]
+    assert meta["history"]["k"] == history["k"] == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose(meta["history"]["psnr"], history["psnr"])
+    panel.plot.clear()
+    viewer.layers.selection.active = y
+    viewer.layers.selection.active = reopened  # the reopened run's curves in the plot
+    np.testing.assert_allclose(panel.plot.data("run")["residual"][1], history["residual"])
+    # an unwritable place: a message, no crash, nothing written
+    assert panel.save_run(tmp_path / "no such folder" / "r.npz") is None
+    assert panel.status.text().startswith("not saved:")
+    assert any(s == "error" and "Could not save" in m for s, m in notes)
