@@ -18,10 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from deq_explorer import jsonio
-from deq_explorer.atomic import atomic_write
+from deq_explorer import jsonio, runs
 from deq_explorer.training.cli import EXIT_DIVERGED
 
 __all__ = ["main"]
@@ -370,48 +367,13 @@ def _check_out(path: str, no_clobber: bool = False) -> Path:
     return target
 
 
-def _history_array(history: dict[str, list]) -> np.ndarray:
-    """The per-iteration history as one structured array (NaN where a metric is unknown)."""
-    keys = list(history)
-    n = len(history[keys[0]]) if keys else 0
-    out = np.zeros(n, dtype=[("k", np.int64)] + [(k, np.float64) for k in keys])
-    out["k"] = np.arange(1, n + 1)
-    for k in keys:
-        out[k] = [math.nan if v is None else v for v in history[k]]
-    return out
-
-
 def _save_npz(path: str, problem, results: list[dict[str, Any]]) -> None:
-    """Write runs on ``problem`` atomically: a temp file in the same folder, then rename.
-
-    One run (``reconstruct``) holds ``x``, ``init``, ``y`` (complex for MRI),
-    ``reference`` (each without the batch axis; no reference for a measurement without
-    one), ``history`` (structured: k, residual, consistency, psnr, ssim) and ``config``
-    (a JSON string). Several runs (``compare``) hold ``x`` stacked ``(R, C, H, W)`` in
-    the order of the priors, ``history_0``, ``history_1`` ... and ``config`` with the
-    problem and a list of ``runs``. Nothing is left behind if writing fails.
-    """
+    """Write the runs on ``problem`` (the format of :mod:`deq_explorer.runs`), atomically:
+    nothing is left behind if writing fails."""
     target = _check_out(path)
-    arrays = {
-        "init": results[0]["_x0"][0].cpu().numpy(),
-        "y": problem.y[0].cpu().numpy(),
-    }
-    if len(results) == 1:
-        (result,) = results
-        arrays["x"] = result["_x"][0].cpu().numpy()
-        arrays["history"] = _history_array(result["_history"])
-        config: dict[str, Any] = _public(result) | problem.config()
-    else:
-        arrays["x"] = np.stack([r["_x"][0].cpu().numpy() for r in results])
-        for i, r in enumerate(results):
-            arrays[f"history_{i}"] = _history_array(r["_history"])
-        config = {"problem": problem.config(), "runs": [_public(r) for r in results]}
-    arrays["config"] = np.array(jsonio.dumps(config))
-    if problem.x_true is not None:
-        arrays["reference"] = problem.x_true[0].cpu().numpy()
+    saved = [runs.SavedRun(r["_x"][0].cpu().numpy(), r["_history"], _public(r)) for r in results]
     try:
-        with atomic_write(target) as f:
-            np.savez(f, **arrays)
+        runs.save(target, problem, saved)
     except OSError as exc:
         raise InputError(f"cannot write --out {path!r}: {exc}") from None
 

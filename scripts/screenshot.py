@@ -34,8 +34,9 @@ def main() -> None:
     viewer.window.resize(1500, 920)
     explorer = open_explorer(viewer)  # the brain MRI problem, 10 % radial
     panel = explorer.reconstruct
-    for name in ("mask", "init(y)"):
-        viewer.layers[name].visible = False
+    for layer in viewer.layers:  # the problem's mask and init(y), named after the problem
+        if layer.name.startswith(("mask · ", "init(y) · ")):
+            layer.visible = False
     panel.max_iter.value = 150
     panel.tol.value = 0.0
     panel.record.value = True

@@ -10,7 +10,7 @@ import pytest
 import skimage.io
 import torch
 
-from deq_explorer import api, cli, registry
+from deq_explorer import api, cli, registry, runs
 from deq_explorer.images import load_image
 
 FAST = ["--max-iter", "5", "--prior", "tv:weight=0.02"]
@@ -228,7 +228,7 @@ def test_error_while_writing_leaves_no_file(capsys, images, tmp_path, monkeypatc
         file.write(b"PK\x03\x04 half an archive")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cli.np, "savez", failing_savez)
+    monkeypatch.setattr(runs.np, "savez", failing_savez)
     target = tmp_path / "result.npz"
     code, _, err = _run(capsys, "reconstruct", images["gray"], "--out", str(target), *FAST)
     assert code == 2 and "cannot write --out" in err and "No space left" in err

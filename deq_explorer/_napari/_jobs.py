@@ -11,14 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from deq_explorer import api, metrics, training
+from deq_explorer._napari._convert import LayerData
+from deq_explorer._napari._problems import Placement, problem_layers
 from deq_explorer.fixedpoint.base import Iterate
 
-__all__ = ["Frame", "compare_job", "release_memory", "solve_job", "train_job"]
+__all__ = [
+    "Frame",
+    "Simulated",
+    "compare_job",
+    "problem_job",
+    "release_memory",
+    "solve_job",
+    "train_job",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +102,34 @@ def compare_job(
         if stop():
             return
         yield from solve_job(problem, request, run=i, stop=stop)
+
+
+@dataclass(frozen=True)
+class Simulated:
+    """A problem made in the background and the layers that show it."""
+
+    problem: api.Problem
+    layers: list[LayerData]
+
+
+def problem_job(
+    make: Callable[[], api.Problem],
+    recipe: dict[str, Any],
+    name: str,
+    placed: Placement,
+    measured: bool = False,
+    *,
+    stop: Callable[[], bool],
+) -> Iterator[Simulated]:
+    """Make the problem (``api.simulate`` or ``api.from_measurement``) and its layers' data.
+
+    ``stop`` is not polled: the simulation is one call. See
+    :func:`~deq_explorer._napari._problems.problem_layers` for ``recipe``, ``name`` and
+    ``placed``.
+    """
+    torch.set_grad_enabled(False)
+    problem = make()
+    yield Simulated(problem, problem_layers(problem, recipe, name, placed, measured=measured))
 
 
 def train_job(

@@ -17,7 +17,7 @@ import torch
 from napari.layers import Image, Layer
 
 from deq_explorer import api
-from deq_explorer._napari._convert import from_layer_data
+from deq_explorer._napari._convert import LayerData, from_layer_data, to_layer_data
 from deq_explorer.images import load_image, load_measurement
 from deq_explorer.operators.masks import centered
 
@@ -28,10 +28,17 @@ __all__ = [
     "file_recipe",
     "is_measurement",
     "measurement_recipe",
+    "placements",
+    "problem_layers",
+    "problem_name",
     "problem_of",
     "recipe_of",
     "sampling_mask",
+    "unique_names",
 ]
+
+#: ``(scale, translate)`` of a layer's last two axes (rows, columns)
+Placement = tuple[tuple[float, float], tuple[float, float]]
 
 KEY = "deq_explorer"
 _live: weakref.WeakKeyDictionary[Layer, api.Problem] = weakref.WeakKeyDictionary()
@@ -160,3 +167,91 @@ def sampling_mask(op: Any) -> np.ndarray | None:
     if mask is None:
         return None
     return mask.detach().to("cpu", torch.float32).numpy().reshape(mask.shape[-2:])
+
+
+def problem_name(operator: str, image: str, solve_operator: str | None = None) -> str:
+    """A problem's name: its operator (→ the solver's, if another) and the image it measured."""
+    model = f"{operator} → {solve_operator}" if solve_operator not in (None, operator) else operator
+    return f"{model} · {image}"
+
+
+def unique_names(layers: Any, names: list[str]) -> list[str]:
+    """``names``, or with the first counter `` (2)``, `` (3)`` … that no layer has for any."""
+    taken = {layer.name for layer in layers}
+    n, suffix = 1, ""
+    while any(name + suffix in taken for name in names):
+        n += 1
+        suffix = f" ({n})"
+    return [name + suffix for name in names]
+
+
+def placements(problem: api.Problem, placed: Placement, *, measured: bool = False) -> dict:
+    """Where the image-grid layers and the measurement layer go so that they overlay.
+
+    Parameters
+    ----------
+    problem : api.Problem
+        Its measuring operator's :meth:`~deq_explorer.operators.base.LinearOperator.grid`
+        says where the measurement's pixels lie on the image grid (×3 SR: every third).
+    placed : ((sy, sx), (ty, tx))
+        The ``scale`` and ``translate`` of the layer the problem came from: the ground
+        truth, or with ``measured`` the measurement itself.
+
+    Returns
+    -------
+    dict
+        ``{"image": ..., "measurement": ...}``, each ``{"scale": ..., "translate": ...}``.
+        A measurement of unknown geometry is placed like the image.
+    """
+    grid = (problem.sim_op or problem.op).grid()
+    (gs, go), ((sy, sx), (ty, tx)) = grid or ((1.0, 1.0), (0.0, 0.0)), placed
+    if measured:  # the image grid, from the measurement's: invert y ↦ offset + scale · y
+        sy, sx = sy / gs[0], sx / gs[1]
+        ty, tx = ty - sy * go[0], tx - sx * go[1]
+    image = {"scale": (sy, sx), "translate": (ty, tx)}
+    if grid is None:
+        return {"image": image, "measurement": image}
+    return {
+        "image": image,
+        "measurement": {
+            "scale": (sy * gs[0], sx * gs[1]),
+            "translate": (ty + sy * go[0], tx + sx * go[1]),
+        },
+    }
+
+
+def problem_layers(
+    problem: api.Problem,
+    recipe: dict[str, Any],
+    name: str,
+    placed: Placement = ((1.0, 1.0), (0.0, 0.0)),
+    *,
+    measured: bool = False,
+) -> list[LayerData]:
+    """The measurement (holding ``recipe``), the sampling mask (if any) and ``init(y)`` layers.
+
+    Named ``y · NAME``, ``mask · NAME`` and ``init(y) · NAME`` after the problem's ``name``,
+    and placed by :func:`placements` over the layer at ``placed``. Plain data, no layer
+    objects: a worker thread builds them, the viewer adds them.
+    """
+    where = placements(problem, placed, measured=measured)
+    operator = recipe["operator"]
+    y, rgb = to_layer_data(display(problem.y[0]))
+    layers: list[LayerData] = [
+        (y, {"name": f"y · {name}", "rgb": rgb, "metadata": {KEY: recipe}, **where["measurement"]},
+         "image")
+    ]  # fmt: skip
+    mask = sampling_mask(problem.op)
+    if mask is not None:
+        meta = {KEY: {"role": "mask", "operator": operator}}
+        layers.append(
+            (mask, {"name": f"mask · {name}", "metadata": meta, "colormap": "gray",
+                    **where["measurement"]}, "image")
+        )  # fmt: skip
+    x0, rgb = to_layer_data(problem.x_init().detach()[0].cpu().numpy())
+    meta = {KEY: {"role": "init", "operator": recipe.get("solve_operator") or operator}}
+    layers.append(
+        (x0, {"name": f"init(y) · {name}", "rgb": rgb, "metadata": meta,
+              **({} if rgb else {"contrast_limits": (0.0, 1.0)}), **where["image"]}, "image")
+    )  # fmt: skip
+    return layers

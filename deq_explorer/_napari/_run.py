@@ -13,11 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deq_explorer import api
+from deq_explorer import api, runs
 from deq_explorer._napari._jobs import Frame
 from deq_explorer.fixedpoint.loop import contraction_rate
 from deq_explorer.registry import parse_spec, solvers
@@ -152,6 +153,15 @@ class Run:
         prior = self.request.prior
         return prior if isinstance(prior, str) else prior.name
 
+    @property
+    def result_name(self) -> str:
+        """The result layer's name: the prior and the problem (``tv · mri:rate=0.3 · brain``)."""
+        prior = self.label.partition(":")[0]
+        if prior.endswith(api.CHECKPOINT_SUFFIXES):
+            prior = Path(prior).stem
+        problem = str(self.source.get("measurement", "")).removeprefix("y · ")
+        return f"{prior} · {problem}" if problem else prior
+
     def starting_text(self) -> str:
         return f"running {self.label} · {self.request.solver} …"
 
@@ -190,6 +200,22 @@ class Run:
             "metrics": self.metrics(),
             "history": self.history(),
         }
+
+    def saved(self) -> runs.SavedRun:
+        """The run as :mod:`deq_explorer.runs` saves it (the last iterate as ``x``)."""
+        meta = self.metadata("reconstruction")
+        config = {
+            **meta["config"],
+            "status": meta["status"],
+            **meta["metrics"],
+            "measurement": meta.get("measurement"),
+            "recipe": meta.get("problem"),
+        }
+        return runs.SavedRun(self.last.x, self.history(), config)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the run to ``path`` in the format of the CLI's ``--out`` (``OSError`` if not)."""
+        return runs.save(path, self.problem, [self.saved()])
 
 
 class Comparison:

@@ -9,7 +9,8 @@ import torch
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
 from napari.layers import Image, Layer
 from psygnal import Signal
-from qtpy.QtWidgets import QProgressBar
+from qtpy.QtCore import QSize
+from qtpy.QtWidgets import QProgressBar, QSizePolicy, QStyle, QStyleOptionFrame
 
 from deq_explorer import api
 from deq_explorer.registry import Registry, accelerators, solvers
@@ -33,6 +34,9 @@ class _Events:
 
 
 events = _Events()
+
+OPTIONS_HELP = "options as key=value,key=value (defaults filled in)"
+_OPTIONS_MAX_PX = 420  # wider options scroll in the field; the tooltip shows them all
 
 
 def on_priors_changed(native: Any, slot: Callable[..., Any]) -> None:
@@ -83,10 +87,22 @@ class SpecPicker(Container):
 
         self.choice = ComboBox(choices=names, value=value if value in names() else None)
         self.params = LineEdit(value=options_text(registry, self.choice.value or ""))
-        self.params.tooltip = "options as key=value,key=value (defaults filled in)"
+        self.params.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         super().__init__(widgets=[self.choice, self.params], layout="horizontal", label=label)
         self.margins = (0, 0, 0, 0)
         self.choice.changed.connect(self._defaults)
+        self.params.changed.connect(self._fit)
+        self._fit()
+
+    def _fit(self, *_: Any) -> None:
+        """Make the options field wide enough to read them (up to a limit); tooltip: all."""
+        edit, text = self.params.native, self.params.value
+        option = QStyleOptionFrame()
+        edit.initStyleOption(option)
+        inner = QSize(edit.fontMetrics().horizontalAdvance(text or "key=value") + 8, 0)
+        width = edit.style().sizeFromContents(QStyle.ContentsType.CT_LineEdit, option, inner, edit)
+        edit.setMinimumWidth(min(width.width(), _OPTIONS_MAX_PX))
+        self.params.tooltip = f"{text}\n{OPTIONS_HELP}" if text else OPTIONS_HELP
 
     def _defaults(self, name: str | None) -> None:
         self.params.value = options_text(self.registry, name or "")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, SpinBox
-from napari.layers import Image
+from napari.layers import Image, Layer
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from deq_explorer import api
 from deq_explorer._napari import _problems
-from deq_explorer._napari._convert import from_layer_data, to_layer_data
-from deq_explorer._napari._widgets import SpecPicker, device_choices, image_layers
+from deq_explorer._napari._convert import from_layer_data
+from deq_explorer._napari._jobs import Simulated, problem_job
+from deq_explorer._napari._runner import Failed, Runner
+from deq_explorer._napari._widgets import ProgressBar, SpecPicker, device_choices, image_layers
 from deq_explorer.registry import operators
 
 if TYPE_CHECKING:
@@ -23,9 +27,12 @@ __all__ = ["ProblemPanel"]
 
 class ProblemPanel(QWidget):
     """Pick a ground-truth layer, an operator, noise and seed; Simulate adds the
-    measurement, the mask (MRI) and the ``init(y)`` layers.
+    measurement, the mask (MRI, inpainting) and the ``init(y)`` layers.
 
-    With "the layer is a measurement", the chosen layer is taken as ``y`` for
+    The simulation runs in a worker thread (the GUI stays responsive, the button is
+    disabled meanwhile); its layers are named after the problem (operator and image,
+    ``y · deblur · camera``) and placed over the ground truth (a ×3 SR measurement at
+    scale 3). With "the layer is a measurement", the chosen layer is taken as ``y`` for
     the operator (``api.from_measurement``) and no ground-truth metrics exist.
     """
 
@@ -55,12 +62,27 @@ class ProblemPanel(QWidget):
                 self.simulate_button,
             ]
         )
+        self.progress = ProgressBar()
+        self.progress.setRange(0, 0)  # busy: a simulation is one call, without steps
+        self.progress.setVisible(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
         self.mismatch.changed.connect(lambda on: setattr(self.solve_operator, "visible", on))
         self.is_measurement.changed.connect(self._measurement_mode)
         self.simulate_button.changed.connect(self.simulate)
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
         layout.addStretch(1)
+        self.runner = Runner(self, self._on_result, self._on_done)
+        self.measurement: Image | None = None  # the last measurement layer added
+        self._made: api.Problem | None = None
+        self._queue: list[Any] = []  # the layers of the problem just made, still to add
+        self._next = QTimer(self)
+        self._next.setSingleShot(True)
+        self._next.setInterval(0)
+        self._next.timeout.connect(self._add_next)
 
     def reset_choices(self, *_: Any) -> None:
         """Refresh the layer and registry choices (napari calls this on layer changes)."""
@@ -71,61 +93,98 @@ class ProblemPanel(QWidget):
             w.enabled = not on
         self.simulate_button.text = "Use as measurement" if on else "Simulate"
 
-    def simulate(self, *_: Any) -> Image | None:
-        """Build the problem (one core call) and add its layers; returns the measurement layer."""
+    def _set_running(self, running: bool) -> None:
+        self.simulate_button.enabled = not running
+        self.progress.setVisible(running)
+
+    def simulate(self, *_: Any) -> bool:
+        """Start making the problem in the background; returns whether it started.
+
+        Its layers are added when it is made (:attr:`measurement` is then the new
+        measurement layer); an error is shown, and no layer is touched.
+        """
+        if self.busy:
+            return False
         layer = self.image.value
         if layer is None:
             show_error("Simulate: no image layer. Open a sample (File ▸ Open Sample) or an image.")
-            return None
+            return False
         try:
-            problem, recipe = self._problem(layer)
+            make, recipe = self._problem(layer)
         except ValueError as exc:
             show_error(f"Simulate: {exc}")
-            return None
-        data, rgb = to_layer_data(_problems.display(problem.y[0]))
-        recipe["provenance"] = f"{recipe['operator']} applied to {layer.name!r}"
-        y_layer = self.viewer.add_image(
-            data, rgb=rgb, name=f"y · {recipe['operator']}", metadata={_problems.KEY: recipe}
-        )
-        _problems.attach(y_layer, problem)
-        mask = _problems.sampling_mask(problem.op)
-        if mask is not None:
-            self.viewer.add_image(
-                mask,
-                name="mask",
-                colormap="gray",
-                metadata={_problems.KEY: {"role": "mask", "operator": recipe["operator"]}},
-            )
-        x0 = problem.x_init().detach()[0].cpu().numpy()
-        data, rgb = to_layer_data(x0)
-        self.viewer.add_image(
-            data,
-            rgb=rgb,
-            name="init(y)",
-            contrast_limits=None if rgb else (0.0, 1.0),
-            metadata={_problems.KEY: {"role": "init", "operator": recipe["operator"]}},
-        )
-        self.viewer.layers.selection.active = y_layer
-        show_info(f"Simulated {recipe['operator']} (noise σ = {recipe['noise']:g}).")
-        return y_layer
+            self.status.setText(f"not simulated: {exc}")
+            return False
+        name = _problems.problem_name(recipe["operator"], layer.name, recipe["solve_operator"])
+        placed = (tuple(layer.scale[-2:]), tuple(layer.translate[-2:]))
+        measured = bool(recipe.get("measured"))
+        self.status.setText(f"simulating {name} …")
+        self._set_running(True)
+        self.runner.start(problem_job, make, recipe, name, placed, measured)
+        return True
 
-    def _problem(self, layer: Image) -> tuple[api.Problem, dict[str, Any]]:
+    @property
+    def busy(self) -> bool:
+        """Whether a simulation runs or its layers are still being added."""
+        return self.runner.running or bool(self._queue)
+
+    def _on_result(self, batch: list[Any]) -> None:
+        for message in batch:
+            if isinstance(message, Failed):
+                show_error(f"Simulate: {message.message}")
+                self.status.setText(f"not simulated: {message.message}")
+            elif isinstance(message, Simulated):
+                names = [kwargs["name"] for _, kwargs, _ in message.layers]
+                names = _problems.unique_names(self.viewer.layers, names)
+                self._made = message.problem
+                self._queue = [
+                    (data, {**kwargs, "name": name}, kind)
+                    for (data, kwargs, kind), name in zip(message.layers, names, strict=True)
+                ]
+
+    def _on_done(self) -> None:
+        self._add_next()
+
+    def _add_next(self) -> None:
+        """Add the next layer of the problem made, one per event-loop turn.
+
+        napari takes ~0.2 s to add a large layer (its controls, its visual): one at a time,
+        the window is never held for all of them at once.
+        """
+        if not self._queue:
+            self._set_running(False)
+            return
+        layer = self.viewer.add_layer(Layer.create(*self._queue.pop(0)))
+        if _problems.is_measurement(layer):
+            self.measurement = layer
+            _problems.attach(layer, self._made)
+            self.viewer.layers.selection.active = layer
+            self.status.setText(f"added {layer.name!r}")
+            recipe = _problems.recipe_of(layer)
+            show_info(f"Simulated {recipe['operator']} (noise σ = {recipe['noise']:g}).")
+        self._next.start()
+
+    def _problem(self, layer: Image) -> tuple[Any, dict[str, Any]]:
+        """The core call that makes the problem (not made yet) and its recipe."""
         image = from_layer_data(layer.data, layer.rgb, layer.name)
-        solve_spec = self.solve_operator.spec if self.mismatch.value else None
+        device = self.device.value
         if self.is_measurement.value:
-            problem = api.from_measurement(image, self.operator.spec, device=self.device.value)
+            make = partial(api.from_measurement, image, self.operator.spec, device=device)
             recipe = _problems.measurement_recipe(
-                f"layer:{layer.name}", self.operator.spec, 0.0, 0, None, self.device.value
+                f"layer:{layer.name}", self.operator.spec, 0.0, 0, None, device
             )
             recipe["measured"] = True
-            return problem, recipe
-        problem = api.simulate(
+            recipe["provenance"] = f"the layer {layer.name!r}, measured by {self.operator.spec}"
+            return make, recipe
+        solve_spec = self.solve_operator.spec if self.mismatch.value else None
+        make = partial(
+            api.simulate,
             image,
             self.operator.spec,
             noise=self.noise.value,
             seed=self.seed.value,
             solve_operator=solve_spec,
-            device=self.device.value,
+            device=device,
         )
         recipe = _problems.measurement_recipe(
             f"layer:{layer.name}",
@@ -133,6 +192,7 @@ class ProblemPanel(QWidget):
             self.noise.value,
             self.seed.value,
             solve_spec,
-            self.device.value,
+            device,
         )
-        return problem, recipe
+        recipe["provenance"] = f"{recipe['operator']} applied to {layer.name!r}"
+        return make, recipe

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,7 @@ import torch
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, SpinBox
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_warning
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from deq_explorer import api
 from deq_explorer._napari import _problems
@@ -42,7 +43,7 @@ CURVES = (
     Axis(key="psnr", label="PSNR [dB]"),
     Axis(key="consistency", label="‖Ax−y‖/‖y‖", log=True),
 )
-RESULT, CHANGE, ERROR, STACK = "reconstruction", "|x_k − x_k−1|", "|x_k − x*|", "iterates"
+CHANGE, ERROR, STACK = "|x_k − x_k−1|", "|x_k − x*|", "iterates"
 _PLOT_EVERY_S = 0.5  # redraw the curves at most twice a second while running
 _MAPS_EVERY_S = 0.5  # and the change/error maps (the result layer follows every batch)
 _GAP = 8  # pixels between the result, change and error layers
@@ -51,8 +52,10 @@ _GAP = 8  # pixels between the result, change and error layers
 class ReconstructPanel(QWidget):
     """Prior, solver, accelerator, budget; Run / Pause / Stop with live layers and curves.
 
-    While a solve runs, the ``reconstruction`` layer is updated in place
-    (contrast limits fixed to [0, 1]); to its right the per-pixel change
+    Every run gets its own result layer, named by prior and problem
+    (``tv · mri:rate=0.3 · brain``, a counter only when needed) and updated in place
+    while the solve runs (contrast limits fixed to [0, 1]); earlier results stay.
+    To its right the live per-pixel change
     ``|x_k − x_{k−1}|`` and, when the ground truth is known, the error map
     ``|x_k − x*|``.
     The curves plot relative residual, PSNR and consistency against iteration.
@@ -110,12 +113,17 @@ class ReconstructPanel(QWidget):
         self.run_button = QPushButton("Run")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
+        self.save_button = QPushButton("Save run…")
+        self.save_button.setToolTip(
+            "write x, y, init(y), the reference, the history and the settings to an .npz "
+            "(the format of the CLI's --out); File ▸ Open reopens it with its curves"
+        )
         self.progress = ProgressBar()
         self.status = QLabel("ready")
         self.status.setWordWrap(True)
         self.plot = CurvePlot(CURVES, theme=self.viewer.theme)
         buttons = QHBoxLayout()
-        for b in (self.run_button, self.pause_button, self.stop_button):
+        for b in (self.run_button, self.pause_button, self.stop_button, self.save_button):
             buttons.addWidget(b)
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
@@ -126,6 +134,7 @@ class ReconstructPanel(QWidget):
 
         self.runner = Runner(self, self._on_frames, self._on_done, interval_ms=250)
         self.model: Run | None = None  # the current or last run
+        self.result: Image | None = None  # its result layer
         self._maps_due: Frame | None = None  # the frame whose change/error maps are queued
         self._maps_shown = 0.0
         self._plotted = 0.0
@@ -133,6 +142,8 @@ class ReconstructPanel(QWidget):
         self.run_button.clicked.connect(self.run)
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop)
+        self.save_button.clicked.connect(lambda: self.save_run())
+        self.viewer.layers.selection.events.active.connect(self._plot_selected)
         self.solver.choice.changed.connect(self._solver_changed)
         self.checkpoint.changed.connect(lambda path: self.load_checkpoint(str(path)))
         for w in (self.record, self.every, self.budget, self.max_iter, self.measurement):
@@ -248,6 +259,7 @@ class ReconstructPanel(QWidget):
         self.run_button.setEnabled(not running)
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
+        self.save_button.setEnabled(not running and self.last is not None)
         self.pause_button.setText("Pause")
 
     # -- control ----------------------------------------------------------------------
@@ -284,7 +296,8 @@ class ReconstructPanel(QWidget):
             self.viewer.layers.remove(STACK)
         if self.viewer.canvas.grid.enabled:  # a comparison's grid would scatter the result
             self.viewer.canvas.grid.enabled = False
-        for name in (RESULT, CHANGE, ERROR):  # hidden by a comparison, shown again
+        self.result = None  # this run's own layer, added with its first frame
+        for name in (CHANGE, ERROR):  # hidden by a comparison, shown again
             if name in self.viewer.layers:
                 self.viewer.layers[name].visible = True
         self.plot.set_xmax(request.max_iter)
@@ -313,6 +326,39 @@ class ReconstructPanel(QWidget):
         self.runner.stop()
         self.status.setText("stopping …")
 
+    def save_run(self, path: str | Path | None = None) -> Path | None:
+        """Save the last run (asking where when ``path`` is None); the file written, or None."""
+        run = self.model
+        if run is None or run.last is None or self.runner.running:
+            show_error("Save run: no finished run to save yet; press Run first.")
+            return None
+        if path is None:
+            suggested = re.sub(r"[^\w.=-]+", "_", run.result_name) + ".npz"
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save run", suggested, "DEQ Explorer run (*.npz)"
+            )
+            if not path:
+                return None
+        path = Path(path if str(path).endswith(".npz") else f"{path}.npz")
+        try:
+            written = run.save(path)
+        except OSError as exc:
+            show_error(f"Could not save the run to {path}: {exc}")
+            self.status.setText(f"not saved: {exc}")
+            return None
+        self.status.setText(f"run saved to {written}")
+        return written
+
+    def _plot_selected(self, *_: Any) -> None:
+        """A result layer chosen in the layer list (a reopened run too): its curves."""
+        layer = self.viewer.layers.selection.active
+        meta = layer.metadata.get(_problems.KEY) if layer is not None else None
+        if self.runner.running or not isinstance(meta, dict) or not meta.get("history"):
+            return
+        self.plot.set_xmax(None)
+        self.plot.clear()
+        self.plot.set_series("run", meta["history"])
+
     def toggle_pause(self, *_: Any) -> None:
         self.runner.toggle_pause()
         self.pause_button.setText("Resume" if self.pause_button.text() == "Pause" else "Pause")
@@ -334,10 +380,12 @@ class ReconstructPanel(QWidget):
             self.plot.set_series("run", run.history())
         self.status.setText(run.live_text())
 
-    def _layer(self, name: str, data: np.ndarray, rgb: bool, slot: int, **kwargs: Any) -> Image:
-        """Update layer ``name`` in place when it fits, else add it ``slot`` widths to the right."""
-        if name in self.viewer.layers:
-            layer = self.viewer.layers[name]
+    def _layer(
+        self, layer: Image | None, name: str, data: np.ndarray, rgb: bool, slot: int, **kwargs: Any
+    ) -> Image:
+        """Update ``layer`` in place when it is still shown and fits, else add a layer ``name``
+        (a counter added if taken) ``slot`` widths to the right."""
+        if layer is not None and layer in self.viewer.layers:
             old = layer.data
             if old.shape == data.shape and layer.rgb == rgb:
                 if isinstance(old, np.ndarray) and old.dtype == data.dtype and old.flags.writeable:
@@ -348,13 +396,18 @@ class ReconstructPanel(QWidget):
                 else:
                     layer.data = data
                 return layer
-            self.viewer.layers.remove(layer)
+            if name in (CHANGE, ERROR):  # the live maps are the panel's own: replaced
+                self.viewer.layers.remove(layer)
+        (name,) = _problems.unique_names(self.viewer.layers, [name])
         width = data.shape[1]
         layer = self.viewer.add_image(
             data.copy(), name=name, rgb=rgb, translate=(0, slot * (width + _GAP)), **kwargs
         )  # its own buffer, later updated in place (frames keep theirs)
         self.viewer.reset_view()
         return layer
+
+    def _map(self, name: str) -> Image | None:
+        return self.viewer.layers[name] if name in self.viewer.layers else None
 
     def _show(self, f: Frame) -> None:
         """Show ``f`` in the result layer, and in the change/error maps when they are due.
@@ -365,7 +418,7 @@ class ReconstructPanel(QWidget):
         """
         data, rgb = to_layer_data(f.x)
         limits = {} if rgb else {"contrast_limits": (0.0, 1.0)}
-        self.result = self._layer(RESULT, data, rgb, 0, **limits)
+        self.result = self._layer(self.result, self.model.result_name, data, rgb, 0, **limits)
         self._maps_due = f
         now = time.perf_counter()
         if now - self._maps_shown >= _MAPS_EVERY_S:
@@ -377,13 +430,13 @@ class ReconstructPanel(QWidget):
         if f is None:
             return
         change = f.change.max(axis=0)  # largest channel change, one map for colour too
-        layer = self._layer(CHANGE, change, False, 1, colormap="magma")
+        layer = self._layer(self._map(CHANGE), CHANGE, change, False, 1, colormap="magma")
         top = max(float(change.max()), 1e-12)
         if not top <= layer.contrast_limits[1] <= 4 * top:  # rescale (a repaint) on a 4× drift
             layer.contrast_limits = (0.0, top)
         if f.error is not None:
             error = f.error.max(axis=0)
-            layer = self._layer(ERROR, error, False, 2, colormap="inferno")
+            layer = self._layer(self._map(ERROR), ERROR, error, False, 2, colormap="inferno")
             if not self._error_scaled:
                 self._error_scaled = True
                 layer.contrast_limits = (0.0, max(float(error.max()), 1e-12))
@@ -391,11 +444,9 @@ class ReconstructPanel(QWidget):
     def _on_done(self) -> None:
         self._set_running(False)
         self._show_maps()
-        for name in (RESULT, CHANGE, ERROR):
-            if name in self.viewer.layers:
-                self.viewer.layers[name].refresh(
-                    data_displayed=False, highlight=False, extent=False
-                )
+        for layer in (self.result, self._map(CHANGE), self._map(ERROR)):
+            if layer is not None and layer in self.viewer.layers:
+                layer.refresh(data_displayed=False, highlight=False, extent=False)
         run = self.model
         self.status.setText(run.final_text())
         if run.last is None:

@@ -16,7 +16,8 @@ from deq_explorer._napari._problems import (
     display,
     file_recipe,
     measurement_recipe,
-    sampling_mask,
+    problem_layers,
+    problem_name,
 )
 from deq_explorer.images import center_crop, load_image, load_measurement, sample_info, to_gray
 from deq_explorer.sample_data import sample_path
@@ -169,7 +170,11 @@ def _problem(
     seed: int,
     solve_operator: str | None = None,
 ) -> tuple[list[LayerData], api.Problem]:
-    """Truth, measurement (with its recipe), mask if any, ``init(y)``; and the problem."""
+    """Truth, measurement (with its recipe), mask if any, ``init(y)``; and the problem.
+
+    The layers are named after the problem (``y · sr:scale=3,sigma=1.5 · camera 240²``) and
+    the measurement lies over the truth (a ×3 SR measurement at scale 3).
+    """
     image = load_image(source) if source.startswith("sample:") else truth[0][None]
     problem = api.simulate(
         image, operator, noise=noise, seed=seed, solve_operator=solve_operator, device="auto"
@@ -178,22 +183,5 @@ def _problem(
     recipe["provenance"] = f"{operator} with noise σ = {noise} applied to {source}, seed {seed}"
     if solve_operator:
         recipe["provenance"] += f"; reconstructed with the model {solve_operator}"
-    mask = sampling_mask(problem.op)
-    x0, _ = to_layer_data(problem.x_init().detach()[0].cpu().numpy())
-    layers = [
-        truth,
-        (display(problem.y[0])[0], {"name": f"y · {operator}", "metadata": {KEY: recipe}}, "image"),
-        (
-            x0,
-            {
-                "name": "init(y)",
-                "contrast_limits": (0.0, 1.0),
-                "metadata": {KEY: {"role": "init", "operator": solve_operator or operator}},
-            },
-            "image",
-        ),
-    ]
-    if mask is not None:
-        meta = {KEY: {"role": "mask", "operator": operator}}
-        layers.insert(2, (mask, {"name": "mask", "metadata": meta}, "image"))
-    return layers, problem
+    name = problem_name(operator, truth[1]["name"], solve_operator)
+    return [truth, *problem_layers(problem, recipe, name)], problem

@@ -119,6 +119,17 @@ class LinearOperator(ABC):
     def y_shape(self) -> tuple[int, ...]:
         """Shape of one measurement (without the batch axis)."""
 
+    def grid(self) -> tuple[tuple[float, float], tuple[float, float]] | None:
+        """Where the measurement's pixels lie on the image's pixel grid: ``(scale, offset)``.
+
+        Measurement pixel ``(i, j)`` is centred on image coordinate ``offset + scale · (i, j)``
+        (rows, then columns), which lets a viewer overlay the two. By default a
+        measurement of the image's size lies on its grid; any other size is unknown (None).
+        """
+        if tuple(self.y_shape[-2:]) == tuple(self.x_shape[-2:]):
+            return (1.0, 1.0), (0.0, 0.0)
+        return None
+
     @abstractmethod
     def A(self, x: Tensor) -> Tensor:
         """Forward model ``(B, C, H, W) -> (B, *y_shape)``."""

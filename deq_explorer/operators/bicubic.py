@@ -51,6 +51,11 @@ class BicubicDownsample(LinearOperator):
         c, h, w = self.x_shape
         return (c, h // self.scale, w // self.scale)
 
+    def grid(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """``imresize``'s pixel centres: output pixel ``i`` sits at ``s·i + (s − 1)/2``."""
+        s = float(self.scale)
+        return (s, s), ((s - 1) / 2, (s - 1) / 2)
+
     def A(self, x: Tensor) -> Tensor:
         self._check(x, self.x_shape, "x")
         return self._buf("mh", x) @ x @ self._buf("mw", x).mT

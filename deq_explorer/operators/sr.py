@@ -95,6 +95,7 @@ class SuperResolution(LinearOperator):
         self._register("d", d)
         self._register("d_half", d[:, : w // scale // 2 + 1])
         oy, ox = centroid(self.kernel)
+        self._offset = (oy, ox)
         self._register("up_h", periodic_upsample_matrix(h // scale, scale, oy))
         self._register("up_w", periodic_upsample_matrix(w // scale, scale, ox))
 
@@ -102,6 +103,10 @@ class SuperResolution(LinearOperator):
     def y_shape(self) -> tuple[int, ...]:
         c, h, w = self.x_shape
         return (c, h // self.scale, w // self.scale)
+
+    def grid(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Every ``s``-th pixel, shifted by the kernel's centroid (a box's centre)."""
+        return (float(self.scale), float(self.scale)), self._offset
 
     def _blur(self, x: Tensor, adjoint: bool = False) -> Tensor:
         k = self._buf("k_half", x)

@@ -14,7 +14,7 @@ from deq_explorer._napari import _problems  # noqa: E402
 from deq_explorer._napari.compare import ComparePanel  # noqa: E402
 from deq_explorer._napari.explorer import Explorer  # noqa: E402
 from deq_explorer._napari.problem import ProblemPanel  # noqa: E402
-from deq_explorer._napari.reconstruct import CHANGE, ERROR, RESULT, STACK, ReconstructPanel  # noqa: E402
+from deq_explorer._napari.reconstruct import CHANGE, ERROR, STACK, ReconstructPanel  # noqa: E402
 from deq_explorer._napari.train import TrainPanel  # noqa: E402
 from deq_explorer.images import load_image  # noqa: E402
 
@@ -62,8 +62,8 @@ def compare_panel(viewer, y, ticked, max_iter):
     return compare
 
 
-def small_problem(viewer, operator="mri:rate=0.3", noise=0.01):
-    """A 64² phantom measurement made through the Problem panel."""
+def small_problem(viewer, qtbot, operator="mri:rate=0.3", noise=0.01):
+    """A 64² phantom measurement made through the Problem panel (and its worker)."""
     phantom = load_image("sample:phantom")[0, ::4, ::4]
     viewer.add_image(phantom, name="phantom64", contrast_limits=(0, 1))
     problem = dock(viewer, "Problem")
@@ -73,7 +73,15 @@ def small_problem(viewer, operator="mri:rate=0.3", noise=0.01):
     problem.operator.choice.value = name
     problem.operator.params.value = opts
     problem.noise.value = noise
-    return problem, problem.simulate()
+    return problem, simulated(qtbot, problem)
+
+
+def simulated(qtbot, problem):
+    """Press Simulate and wait for the measurement layer."""
+    assert problem.simulate()
+    qtbot.waitUntil(lambda: not problem.busy, timeout=60_000)
+    assert problem.measurement is not None, problem.status.text()
+    return problem.measurement
 
 
 def wait_done(qtbot, panel, timeout=60_000):
@@ -166,8 +174,10 @@ def test_experiment_samples_are_problems(viewer, key, operator, side, roles):
 
 
 def test_simulate_then_reconstruct_to_the_end(viewer, qtbot):
-    _, y = small_problem(viewer)
-    assert _problems.is_measurement(y) and "mask" in viewer.layers and "init(y)" in viewer.layers
+    _, y = small_problem(viewer, qtbot)
+    assert _problems.is_measurement(y) and y.name == "y · mri:rate=0.3 · phantom64"
+    assert "mask · mri:rate=0.3 · phantom64" in viewer.layers
+    assert "init(y) · mri:rate=0.3 · phantom64" in viewer.layers
     panel = dock(viewer, "Reconstruct")
     panel.reset_choices()
     panel.measurement.value = y
@@ -179,7 +189,8 @@ def test_simulate_then_reconstruct_to_the_end(viewer, qtbot):
     assert panel.run()
     wait_done(qtbot, panel)
 
-    result = viewer.layers[RESULT]
+    result = panel.result
+    assert result.name == "tv · mri:rate=0.3 · phantom64" and result in viewer.layers
     assert result.data.shape == (64, 64) and tuple(result.contrast_limits) == (0.0, 1.0)
     assert CHANGE in viewer.layers and ERROR in viewer.layers
     meta = result.metadata[_problems.KEY]
@@ -206,7 +217,7 @@ def test_simulate_then_reconstruct_to_the_end(viewer, qtbot):
 
 
 def test_stop_mid_run_keeps_the_partial_result(viewer, qtbot, notes):
-    _, y = small_problem(viewer)
+    _, y = small_problem(viewer, qtbot)
     panel = dock(viewer, "Reconstruct")
     panel.reset_choices()
     panel.measurement.value = y
@@ -218,14 +229,14 @@ def test_stop_mid_run_keeps_the_partial_result(viewer, qtbot, notes):
     assert any("already running" in m for s, m in notes)
     panel.stop()
     wait_done(qtbot, panel)
-    meta = viewer.layers[RESULT].metadata[_problems.KEY]
+    meta = panel.result.metadata[_problems.KEY]
     assert meta["status"] == "stopped"
     assert meta["metrics"]["iterations"] < 100_000
     assert panel.run_button.isEnabled()
 
 
 def test_compare_two_priors(viewer, qtbot, tmp_path):
-    _, y = small_problem(viewer)
+    _, y = small_problem(viewer, qtbot)
     panel = dock(viewer, "Compare")
     panel.reset_choices()
     panel.measurement.value = y
@@ -277,10 +288,14 @@ def test_train_registers_a_prior_seen_by_reconstruct(viewer, qtbot, tmp_path):
 
 
 def test_bad_input_gives_a_notification_and_the_panel_stays_usable(viewer, qtbot, notes):
-    problem, y = small_problem(viewer)
+    problem, y = small_problem(viewer, qtbot)
     problem.operator.params.value = "rate=2"
-    assert problem.simulate() is None
+    layers = list(viewer.layers)
+    assert problem.simulate()  # the operator is checked by the core, in the worker
+    qtbot.waitUntil(lambda: not problem.busy, timeout=60_000)
     assert any(s == "error" and "rate" in m for s, m in notes)
+    assert problem.status.text().startswith("not simulated:") and list(viewer.layers) == layers
+    assert problem.simulate_button.enabled
     panel = dock(viewer, "Reconstruct")
     panel.reset_choices()
     panel.measurement.value = y
@@ -293,12 +308,12 @@ def test_bad_input_gives_a_notification_and_the_panel_stays_usable(viewer, qtbot
     panel.prior.params.value = ""
     assert panel.run()
     wait_done(qtbot, panel)
-    assert viewer.layers[RESULT].metadata[_problems.KEY]["status"] == "max_iter"
+    assert panel.result.metadata[_problems.KEY]["status"] == "max_iter"
 
 
 def test_closing_the_viewer_stops_a_running_solve(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    _, y = small_problem(viewer)
+    _, y = small_problem(viewer, qtbot)
     panel = dock(viewer, "Reconstruct")
     panel.reset_choices()
     panel.measurement.value = y
@@ -314,7 +329,7 @@ def test_closing_the_viewer_stops_a_running_solve(make_napari_viewer, qtbot):
 @pytest.mark.parametrize("name", ["Reconstruct", "DEQ Explorer"])
 def test_removing_the_dock_stops_its_solve(viewer, qtbot, name):
     """Also the tabbed Explorer: napari re-parents it, never the panel inside its tabs."""
-    _, y = small_problem(viewer)
+    _, y = small_problem(viewer, qtbot)
     docked = dock(viewer, name)
     panel = docked.reconstruct if name == "DEQ Explorer" else docked
     panel.reset_choices()
@@ -360,7 +375,7 @@ def test_a_large_solve_is_estimated_before_it_starts(viewer, qtbot, notes, monke
     """As in the CLI: a warning before a long solve, a refusal of one that cannot fit."""
     from deq_explorer import api
 
-    _, y = small_problem(viewer, operator="denoise")
+    _, y = small_problem(viewer, qtbot, operator="denoise")
     panel = dock(viewer, "Reconstruct")
     panel.reset_choices()
     panel.measurement.value = y
@@ -378,7 +393,7 @@ def test_a_large_solve_is_estimated_before_it_starts(viewer, qtbot, notes, monke
 
 
 def test_the_progress_bar_is_full_when_a_solve_converges_early(viewer, qtbot):
-    _, y = small_problem(viewer, operator="denoise", noise=0.05)
+    _, y = small_problem(viewer, qtbot, operator="denoise", noise=0.05)
     panel = dock(viewer, "Reconstruct")
     panel.reset_choices()
     panel.measurement.value = y
@@ -391,7 +406,7 @@ def test_the_progress_bar_is_full_when_a_solve_converges_early(viewer, qtbot):
 
 
 def test_a_new_run_is_not_hidden_under_the_last_runs_iterates(viewer, qtbot):
-    _, y = small_problem(viewer, operator="denoise", noise=0.05)
+    _, y = small_problem(viewer, qtbot, operator="denoise", noise=0.05)
     panel = dock(viewer, "Reconstruct")
     panel.reset_choices()
     panel.measurement.value = y
@@ -406,12 +421,12 @@ def test_a_new_run_is_not_hidden_under_the_last_runs_iterates(viewer, qtbot):
     assert panel.run()
     wait_done(qtbot, panel)
     assert STACK not in viewer.layers  # the stale stack no longer covers the new result
-    shown = viewer.layers[RESULT]
+    shown = panel.result
     assert shown.visible and np.allclose(shown.data, np.asarray(panel.last.x).squeeze())
 
 
 def test_deleting_the_measurement_mid_run_keeps_the_run_whole(viewer, qtbot, notes):
-    _, y = small_problem(viewer, operator="mri:rate=0.3")
+    _, y = small_problem(viewer, qtbot, operator="mri:rate=0.3")
     recipe = dict(_problems.recipe_of(y))
     panel = dock(viewer, "Reconstruct")
     panel.reset_choices()
@@ -422,7 +437,7 @@ def test_deleting_the_measurement_mid_run_keeps_the_run_whole(viewer, qtbot, not
     qtbot.waitUntil(lambda: panel.last is not None, timeout=30_000)
     viewer.layers.remove(y)
     wait_done(qtbot, panel)
-    meta = viewer.layers[RESULT].metadata[_problems.KEY]
+    meta = panel.result.metadata[_problems.KEY]
     assert meta["problem"]["operator"] == recipe["operator"] == "mri:rate=0.3"
     assert meta["status"] == "max_iter"
     assert panel.status.text().startswith("stopped at the iteration cap after 60 iterations")
@@ -431,7 +446,7 @@ def test_deleting_the_measurement_mid_run_keeps_the_run_whole(viewer, qtbot, not
 
 def test_compare_gives_the_viewer_back(viewer, qtbot):
     """Restore view (and the next Reconstruct run) undo grid mode and the hidden layers."""
-    _, y = small_problem(viewer, operator="denoise", noise=0.05)
+    _, y = small_problem(viewer, qtbot, operator="denoise", noise=0.05)
     before = {layer.name: layer.visible for layer in viewer.layers}
     compare = compare_panel(viewer, y, ["identity", "tv"], 3)
     assert compare.run()
@@ -452,11 +467,11 @@ def test_compare_gives_the_viewer_back(viewer, qtbot):
     rec.max_iter.value = 3
     assert rec.run()
     wait_done(qtbot, rec)
-    assert not viewer.canvas.grid.enabled and viewer.layers[RESULT].visible
+    assert not viewer.canvas.grid.enabled and rec.result.visible
 
 
 def test_a_stopped_comparison_says_so(viewer, qtbot):
-    _, y = small_problem(viewer)
+    _, y = small_problem(viewer, qtbot)
     compare = compare_panel(viewer, y, ["identity", "tv"], 2000)
     compare.tol.value = 0.0
     assert compare.run()
@@ -482,7 +497,8 @@ def test_the_mcnet_sample_runs_as_documented(viewer, qtbot):
     backbone = next(layer for layer in viewer.layers if layer.name.startswith("w · "))
     backbone.data = backbone.data * 1.1 - 0.05  # a backbone's output may leave [0, 1]
     panel.max_iter.value = 3
-    for w in (backbone, viewer.layers["init(y)"]):
+    init = next(layer for layer in viewer.layers if layer.name.startswith("init(y) · "))
+    for w in (backbone, init):
         panel.w_layer.value = w
         assert panel.run(), panel.status.text()
         wait_done(qtbot, panel)
@@ -517,7 +533,7 @@ def test_choosing_a_learned_prior_takes_its_trained_solve(viewer):
 def test_compare_runs_each_learned_prior_in_its_trained_solve(viewer, qtbot):
     from deq_explorer import api
 
-    _, y = small_problem(viewer)
+    _, y = small_problem(viewer, qtbot)
     compare = compare_panel(viewer, y, ["tv", "mtdeq"], 2)
     assert compare.run()
     wait_done(qtbot, compare)
@@ -563,7 +579,7 @@ def test_a_checkpoint_loads_as_a_prior_and_trained_priors_come_back(viewer, tmp_
 
 
 def test_the_measurement_choice_follows_a_new_simulation(viewer, qtbot):
-    _, first = small_problem(viewer, operator="denoise")
+    _, first = small_problem(viewer, qtbot, operator="denoise")
     rec, compare = dock(viewer, "Reconstruct"), dock(viewer, "Compare")
     rec.reset_choices()
     compare.reset_choices()
@@ -572,6 +588,173 @@ def test_the_measurement_choice_follows_a_new_simulation(viewer, qtbot):
     problem.reset_choices()
     problem.image.value = viewer.layers["phantom64"]
     problem.operator.choice.value = "deblur"
-    second = problem.simulate()
+    second = simulated(qtbot, problem)
     assert second is not first
     assert rec.measurement.value is second and compare.measurement.value is second
+
+
+def _heartbeat(ticks):
+    """A 20 ms timer in the GUI thread that records when it fires."""
+    import time
+
+    from qtpy.QtCore import QTimer
+
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    return timer
+
+
+def test_simulate_runs_in_a_worker_and_the_gui_keeps_ticking(viewer, qtbot, monkeypatch):
+    """A 1024² MRI simulation (about 0.7 s here, all of it a GUI freeze before)."""
+    import threading
+    import time
+
+    from deq_explorer import api
+
+    real, seen = api.simulate, {}
+
+    def simulate(*args, **kwargs):
+        seen["thread"], seen["start"] = threading.get_ident(), time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            time.sleep(0.2)  # at least this long, however fast the machine
+            seen["end"] = time.perf_counter()
+
+    monkeypatch.setattr(api, "simulate", simulate)
+    image = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
+    viewer.add_image(image, name="big")
+    panel = dock(viewer, "Problem")
+    panel.reset_choices()
+    panel.image.value = viewer.layers["big"]
+    panel.operator.set_spec("mri:rate=0.3")
+    ticks: list[float] = []
+    timer = _heartbeat(ticks)
+    assert panel.simulate()
+    assert not panel.simulate_button.enabled and not panel.progress.isHidden()
+    assert not panel.simulate()  # one at a time
+    qtbot.waitUntil(lambda: not panel.busy, timeout=60_000)
+    timer.stop()
+    assert seen["thread"] != threading.get_ident()  # not the GUI thread
+    during = [t for t in ticks if seen["start"] < t < seen["end"]]
+    assert len(during) >= 4  # the GUI thread served its timer while the simulation ran
+    assert np.diff([seen["start"], *during, seen["end"]]).max() < 0.4  # old code: > 0.7 s
+    assert panel.simulate_button.enabled and panel.progress.isHidden()
+    assert panel.measurement.name == "y · mri:rate=0.3 · big"
+    assert _problems.problem_of(panel.measurement, viewer.layers).y.shape == (1, 1, 1024, 1024)
+
+
+def test_layers_are_named_after_their_problem(viewer, qtbot):
+    problem, first = small_problem(viewer, qtbot, operator="deblur:sigma=1.0")
+    again = simulated(qtbot, problem)  # the same problem: a counter, on all its layers
+    assert first.name == "y · deblur:sigma=1.0 · phantom64"
+    assert again.name == "y · deblur:sigma=1.0 · phantom64 (2)"
+    assert "init(y) · deblur:sigma=1.0 · phantom64 (2)" in viewer.layers
+    problem.operator.set_spec("inpaint:p=0.5")
+    third = simulated(qtbot, problem)  # another problem: its own name, no counter
+    assert third.name == "y · inpaint:p=0.5 · phantom64"
+    assert "mask · inpaint:p=0.5 · phantom64" in viewer.layers
+    problem.mismatch.value = True
+    problem.solve_operator.set_spec("inpaint:p=0.6")
+    assert simulated(qtbot, problem).name == "y · inpaint:p=0.5 → inpaint:p=0.6 · phantom64"
+    assert len({layer.name for layer in viewer.layers}) == len(viewer.layers)
+
+
+def _world(layer, index):
+    """Where pixel ``index`` of a 2-D layer lies in the viewer's world coordinates."""
+    return np.asarray(layer.data_to_world(index))
+
+
+def test_an_sr_measurement_lies_over_its_ground_truth(viewer, qtbot):
+    """The ×3 SR sample, and a simulation from a layer that has its own scale and offset."""
+    truth, y, init = viewer.open_sample(PLUGIN, "sr_x3_problem")
+    assert y.data.shape == (80, 80) and tuple(y.scale) == (3.0, 3.0)
+    np.testing.assert_allclose(_world(y, (10, 20)), _world(truth, (30, 60)))  # σ 1.5: centred
+    np.testing.assert_allclose(_world(init, (5, 7)), _world(truth, (5, 7)))
+    viewer.add_image(np.zeros((48, 48), np.float32), name="scaled", scale=(0.5, 0.5),
+                     translate=(10.0, 20.0))  # fmt: skip
+    problem = dock(viewer, "Problem")
+    problem.reset_choices()
+    problem.image.value = viewer.layers["scaled"]
+    problem.operator.set_spec("sr-bicubic:scale=3")
+    y = simulated(qtbot, problem)
+    init = viewer.layers["init(y) · sr-bicubic:scale=3 · scaled"]
+    # imresize's pixel centres: low-resolution pixel i at 3 i + 1 of the image
+    np.testing.assert_allclose(_world(y, (2, 5)), _world(viewer.layers["scaled"], (7, 16)))
+    np.testing.assert_allclose(_world(init, (3, 4)), _world(viewer.layers["scaled"], (3, 4)))
+
+
+def test_each_run_keeps_its_own_result_layer(viewer, qtbot):
+    """Named by prior and problem; a rerun gets a counter; the user's layers stay."""
+    _, y = small_problem(viewer, qtbot, operator="denoise", noise=0.05)
+    mine = viewer.add_image(np.zeros((64, 64), np.float32), name="reconstruction")
+    before = list(viewer.layers)
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.max_iter.value = 2
+    results = []
+    for prior in ("tv", "identity", "tv"):
+        panel.prior.choice.value = prior
+        assert panel.run()
+        wait_done(qtbot, panel)
+        results.append(panel.result)
+    assert [r.name for r in results] == [
+        "tv · denoise · phantom64", "identity · denoise · phantom64",
+        "tv · denoise · phantom64 (2)",
+    ]  # fmt: skip
+    assert all(r in viewer.layers for r in results) and len(set(map(id, results))) == 3
+    assert [r.metadata[_problems.KEY]["config"]["prior"].partition(":")[0] for r in results] == [
+        "tv", "identity", "tv"
+    ]  # fmt: skip
+    np.testing.assert_allclose(results[1].data, y.data, atol=1e-6)  # identity: the input
+    assert all(layer in viewer.layers for layer in before) and not mine.data.any()
+    assert [viewer.layers[n] for n in (CHANGE, ERROR)]  # the live maps stay single
+    assert sum(layer.name == CHANGE for layer in viewer.layers) == 1
+
+
+def test_a_saved_run_reopens_with_its_curves(viewer, qtbot, tmp_path, notes):
+    """Save run… writes the CLI's --out format; napari's reader reopens it as layers."""
+    import json
+
+    _, y = small_problem(viewer, qtbot, operator="mri:rate=0.3")
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    assert not panel.save_button.isEnabled() and panel.save_run(tmp_path / "none.npz") is None
+    panel.max_iter.value = 5
+    panel.tol.value = 0.0
+    assert panel.run()
+    wait_done(qtbot, panel)
+    assert panel.save_button.isEnabled()
+    path = panel.save_run(tmp_path / "my run")  # the suffix is added
+    assert path == tmp_path / "my run.npz" and "saved" in panel.status.text()
+    history = panel.result.metadata[_problems.KEY]["history"]
+    with np.load(path, allow_pickle=False) as saved:
+        assert set(saved.files) == {"x", "y", "reference", "init", "history", "config"}
+        assert saved["history"].dtype.names == ("k", "residual", "consistency", "psnr", "ssim")
+        assert np.iscomplexobj(saved["y"]) and saved["x"].shape == (1, 64, 64)
+        config = json.loads(str(saved["config"]))
+        x, residual = saved["x"], saved["history"]["residual"]
+    assert config["operator"] == "mri:rate=0.3" and config["status"] == "max_iter"
+    assert config["prior"] == "tv:iters=50,weight=0.006" and config["iterations"] == 5
+    np.testing.assert_allclose(residual, history["residual"])
+
+    layers = viewer.open(str(path), plugin=PLUGIN)
+    reopened = layers[-1]
+    assert reopened.name == "tv · my run"
+    np.testing.assert_allclose(reopened.data, panel.result.data)
+    np.testing.assert_allclose(x[0], panel.result.data)
+    meta = reopened.metadata[_problems.KEY]
+    assert meta["history"]["k"] == history["k"] == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose(meta["history"]["psnr"], history["psnr"])
+    panel.plot.clear()
+    viewer.layers.selection.active = y
+    viewer.layers.selection.active = reopened  # the reopened run's curves in the plot
+    np.testing.assert_allclose(panel.plot.data("run")["residual"][1], history["residual"])
+    # an unwritable place: a message, no crash, nothing written
+    assert panel.save_run(tmp_path / "no such folder" / "r.npz") is None
+    assert panel.status.text().startswith("not saved:")
+    assert any(s == "error" and "Could not save" in m for s, m in notes)

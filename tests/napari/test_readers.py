@@ -37,3 +37,40 @@ def test_the_reader_declines_other_files(tmp_path):
     assert get_reader(str(tmp_path / "x.png")) is None
     assert get_reader([str(tmp_path / "a.nii"), str(tmp_path / "b.png")]) is None
     assert get_reader(str(tmp_path / "a.nii")) is not None
+
+
+def test_the_run_reader_takes_only_saved_runs(tmp_path):
+    from deq_explorer._napari.readers import get_run_reader
+
+    np.savez(tmp_path / "plain.npz", x=np.zeros(3), y=np.zeros(3))  # no config
+    np.savez(tmp_path / "pickled.npz", x=np.zeros(3), config=np.array([{"a": 1}], object))
+    np.savez(tmp_path / "text.npz", x=np.zeros(3), config=np.array("not json"))
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not a zip")
+    for name in ("plain", "pickled", "text", "broken"):
+        assert get_run_reader(str(tmp_path / f"{name}.npz")) is None, name
+    assert get_run_reader(str(tmp_path / "x.nii")) is None
+
+
+def test_a_cli_run_reopens_in_napari(make_napari_viewer, tmp_path, capsys):
+    """``reconstruct --out`` writes what the reader opens: y, reference, x with its history."""
+    from deq_explorer import cli
+    from deq_explorer._napari._problems import KEY
+
+    out = tmp_path / "cli run.npz"
+    argv = ["reconstruct", "sample:phantom", "--operator", "mri:rate=0.3", "--max-iter", "4",
+            "--tol", "0", "--out", str(out), "--quiet"]  # fmt: skip
+    assert cli.main(argv) == 0
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(out), plugin="deq-explorer")
+    assert [layer.name for layer in layers] == [
+        "y · cli run", "reference · cli run", "tv · cli run"
+    ]  # fmt: skip
+    y, reference, x = layers
+    with np.load(out, allow_pickle=False) as saved:
+        assert np.iscomplexobj(saved["y"]) and y.data.dtype == np.float32  # shown as |k-space|
+        np.testing.assert_allclose(x.data, saved["x"][0])
+        np.testing.assert_allclose(reference.data, saved["reference"][0])
+        meta = x.metadata[KEY]
+        assert meta["history"]["k"] == [1, 2, 3, 4]
+        np.testing.assert_allclose(meta["history"]["residual"], saved["history"]["residual"])
+    assert meta["config"]["operator"] == "mri:rate=0.3" and meta["status"] == "max_iter"

@@ -46,3 +46,34 @@ def test_tv_in_the_gui_gets_its_weight_from_the_noise(make_napari_viewer, qtbot)
     picker.choice.value = "identity"
     picker.choice.value = "tv"
     assert picker.spec == "tv:iters=50"
+
+
+def _text_room(edit) -> int:
+    """The width a line edit has for its text (its contents rectangle, less Qt's margins)."""
+    from qtpy.QtWidgets import QStyle, QStyleOptionFrame
+
+    option = QStyleOptionFrame()
+    edit.initStyleOption(option)
+    rect = edit.style().subElementRect(QStyle.SubElement.SE_LineEditContents, option, edit)
+    margins = edit.textMargins()
+    return rect.width() - margins.left() - margins.right() - 4  # QLineEdit's 2 px a side
+
+
+def test_option_fields_are_wide_enough_to_read(make_napari_viewer, qtbot):
+    """``gamma=0.6,tau=0.5`` was cut to ``ıma=0.6,tau=0.5``; the tooltip holds the full text."""
+    from deq_explorer._napari.reconstruct import ReconstructPanel
+
+    viewer = make_napari_viewer()
+    panel = ReconstructPanel(viewer)
+    qtbot.addWidget(panel)
+    panel.solver.set_spec("pnp-pgm:gamma=0.6,tau=0.5")
+    panel.accel.set_spec("anderson:m=5,beta=1.0,lam=0.0001")
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.resize(panel.minimumSizeHint())  # as narrow as the panel goes (a narrow dock)
+    for picker in (panel.solver, panel.accel, panel.prior):
+        edit, text = picker.params.native, picker.params.value
+        assert text
+        qtbot.wait(50)
+        assert _text_room(edit) >= edit.fontMetrics().horizontalAdvance(text), text
+        assert text in picker.params.tooltip
