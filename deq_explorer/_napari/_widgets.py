@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
 from napari.layers import Image, Layer
 from psygnal import Signal
 from qtpy.QtCore import QSize
@@ -143,18 +143,36 @@ class SolveForm:
             "change between iterates (the same without an accelerator)",
         )  # fmt: skip
 
+        self.continuation = CheckBox(
+            text="σ continuation", value=False,
+            tooltip="solve in warm-started stages, the denoiser's σ falling from 'from σ' to its "
+            "own (priors with a sigma option; helps inpainting with PnP-ADMM)",
+        )  # fmt: skip
+        self.sigma_start = FloatSpinBox(label="from σ", value=0.2, min=1e-3, max=1.0, step=0.01)
+        self.stages = SpinBox(label="stages", value=5, min=2, max=50)
+        self.continuation.changed.connect(self._show_continuation)
+        self._show_continuation(False)
+
+    def _show_continuation(self, on: bool) -> None:
+        self.sigma_start.visible = self.stages.visible = bool(on)
+
     @property
     def widgets(self) -> list[Any]:
-        return [self.solver, self.accel, self.max_iter, self.tol, self.stop_on]
+        return [self.solver, self.accel, self.max_iter, self.tol, self.stop_on,
+                self.continuation, self.sigma_start, self.stages]  # fmt: skip
 
     def request(self, prior: str, *, trained: bool = False, w: Any = None) -> api.Request:
         """The request for ``prior`` with the form's settings; with ``trained``, a learned
         prior's trained solver, accelerator and tolerance replace the form's."""
         form = {"solver": self.solver.spec, "accel": self.accel.spec, "tol": float(self.tol.value)}
         chosen = api.solve_settings(prior, fallback=form) if trained else form
+        continuation = (
+            api.Continuation(float(self.sigma_start.value), int(self.stages.value))
+            if self.continuation.value else None
+        )  # fmt: skip
         return api.Request(
             prior=prior, max_iter=int(self.max_iter.value), stop_on=self.stop_on.value, w=w,
-            **chosen,
+            continuation=continuation, **chosen,
         )  # fmt: skip
 
     def use_trained(self, prior: str) -> None:

@@ -87,6 +87,11 @@ class ReconstructPanel(QWidget):
             choices=lambda _: [("init(y) (default)", None), *image_layers(self.viewer)],
             tooltip="MCNet: the backbone output the consistency layer starts from",
         )
+        self.warm = CheckBox(
+            text="start from the last result", value=True,
+            tooltip="a run on the same measurement starts from the previous run's result (warm "
+            "start: fewer iterations after changing a setting); off: from init(y)",
+        )  # fmt: skip
         self.record = CheckBox(text="record iterates into a stack")
         self.every = SpinBox(label="every k-th", value=1, min=1, max=10_000)
         self.budget = SpinBox(label="budget [MB]", value=256, min=1, max=65_536)
@@ -104,6 +109,10 @@ class ReconstructPanel(QWidget):
                 self.max_iter,
                 self.tol,
                 self.solve_form.stop_on,
+                self.solve_form.continuation,
+                self.solve_form.sigma_start,
+                self.solve_form.stages,
+                self.warm,
                 self.record,
                 self.every,
                 self.budget,
@@ -277,7 +286,7 @@ class ReconstructPanel(QWidget):
             return False
         try:
             problem = _problems.problem_of(layer, self.viewer.layers)
-            request = self.solve_form.request(self.prior.spec, w=self._backbone(problem))
+            request = self.solve_form.request(self.prior.spec, w=self._start(problem))
             warning = api.check_cost(problem, request.prior, request.max_iter)
         except ValueError as exc:
             show_error(f"Run: {exc}")
@@ -308,6 +317,15 @@ class ReconstructPanel(QWidget):
         self._set_running(True)
         self.runner.start(solve_job, problem, request)
         return True
+
+    def _start(self, problem: Any) -> torch.Tensor | None:
+        """The backbone layer for a solver that takes one, else the last result (warm start)."""
+        if takes_start(self.solver.spec):
+            return self._backbone(problem)
+        last = self.model
+        if self.warm.value and last is not None and last.problem is problem and last.last:
+            return torch.as_tensor(last.last.x, device=problem.y.device)[None]
+        return None
 
     def _backbone(self, problem: Any) -> torch.Tensor | None:
         layer = self.w_layer.value

@@ -9,7 +9,7 @@ napari = pytest.importorskip("napari")
 
 from napari.utils.notifications import notification_manager  # noqa: E402
 
-from deq_explorer import metrics  # noqa: E402
+from deq_explorer import api, metrics  # noqa: E402
 from deq_explorer._napari import _problems  # noqa: E402
 from deq_explorer._napari.compare import ComparePanel  # noqa: E402
 from deq_explorer._napari.explorer import Explorer  # noqa: E402
@@ -758,3 +758,44 @@ def test_a_saved_run_reopens_with_its_curves(viewer, qtbot, tmp_path, notes):
     assert panel.save_run(tmp_path / "no such folder" / "r.npz") is None
     assert panel.status.text().startswith("not saved:")
     assert any(s == "error" and "Could not save" in m for s, m in notes)
+
+
+def test_a_rerun_starts_from_the_last_result(viewer, qtbot):
+    _, y = small_problem(viewer, qtbot, operator="deblur:sigma=1.0")
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.prior.choice.value = "tv"
+    panel.prior.params.value = "weight=0.02"
+    panel.max_iter.value = 300
+    assert panel.run()
+    wait_done(qtbot, panel)
+    first = panel.last
+    assert first.status == "converged" and panel.config.w is None  # nothing to start from yet
+    panel.prior.params.value = "weight=0.021"  # a small change of a setting
+    assert panel.run()
+    wait_done(qtbot, panel)
+    np.testing.assert_array_equal(panel.config.w[0].cpu().numpy(), first.x)
+    warm = panel.last.k
+    panel.warm.value = False
+    assert panel.run()
+    wait_done(qtbot, panel)
+    assert panel.config.w is None and warm < panel.last.k  # the cold start takes longer
+
+
+def test_sigma_continuation_from_the_panel(viewer, qtbot):
+    _, y = small_problem(viewer, qtbot, operator="inpaint:p=0.5")
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.prior.choice.value = "dncnn-awgn"
+    panel.solver.choice.value = "pnp-admm"
+    panel.max_iter.value = 12
+    panel.tol.value = 0.0
+    panel.solve_form.continuation.value = True
+    panel.solve_form.stages.value = 3
+    assert not panel.solve_form.sigma_start.native.isHidden()  # shown with the switch
+    assert panel.run()
+    wait_done(qtbot, panel)
+    assert [f.k for f in panel.frames] == list(range(1, 13)) and panel.last.status == "max_iter"
+    assert panel.config.continuation == api.Continuation(0.2, 3)

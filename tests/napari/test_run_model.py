@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from deq_explorer import api
 from deq_explorer._napari._jobs import compare_job, solve_job
@@ -18,6 +19,14 @@ def problem():
 
 def never() -> bool:
     return False
+
+
+@pytest.fixture(autouse=True)
+def _grad_mode_kept():
+    """The jobs set grad mode for their (worker) thread; here they run in the test's."""
+    mode = torch.is_grad_enabled()
+    yield
+    torch.set_grad_enabled(mode)
 
 
 def test_a_run_keeps_frames_stack_and_metadata(problem) -> None:
