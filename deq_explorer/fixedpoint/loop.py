@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
+from deq_explorer.checks import integer
+from deq_explorer.errors import SolverError
 from deq_explorer.fixedpoint.base import (
     Accelerator,
     FixedPointMap,
@@ -90,13 +92,12 @@ def iterate(
     Tensors are yielded as computed, not copied.
     """
     check_rule(rule)
-    if isinstance(metrics_every, bool) or not isinstance(metrics_every, int) or metrics_every < 1:
-        raise ValueError(f"metrics_every must be an int ≥ 1; got {metrics_every!r}")
+    integer(metrics_every, "metrics_every", error=SolverError)
     start = time.perf_counter()
     with torch.no_grad():
         x = fp_map.image(fp_map.z0)
         if reference is not None and tuple(reference.shape) != tuple(x.shape):
-            raise ValueError(
+            raise SolverError(
                 f"reference has shape {tuple(reference.shape)}; the image is {tuple(x.shape)}"
             )
         meter = _Meter(fp_map, reference, x.shape)
