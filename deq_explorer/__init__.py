@@ -13,5 +13,8 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from deq_explorer import fixedpoint, operators, priors  # noqa: F401  (registers built-ins)
+from deq_explorer.errors import DEQExplorerError
+
+__all__ = ["DEQExplorerError", "__version__"]
 
 __version__ = "0.1.0"

@@ -24,7 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from deq_explorer.checks import resolve_device
 from deq_explorer.deq import jacobian
+from deq_explorer.errors import DEQExplorerError, ProblemError, RequestError
 from deq_explorer.fixedpoint import (
     Accelerator,
     Criterion,
@@ -38,7 +40,7 @@ from deq_explorer.fixedpoint import (
 from deq_explorer.fixedpoint.core import fixed_point
 from deq_explorer.fixedpoint.loop import collect
 from deq_explorer.images import ImageError, crop_to_multiple, load_image
-from deq_explorer.operators.base import LinearOperator, OperatorError
+from deq_explorer.operators.base import LinearOperator
 from deq_explorer.operators.needs import image_needs
 from deq_explorer.priors.base import Prior
 from deq_explorer.registry import (
@@ -81,10 +83,6 @@ __all__ = [
 ]
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt")
-
-
-class ProblemError(ValueError):
-    """A problem cannot be set up or solved as asked (shapes, device, options)."""
 
 
 @dataclass(frozen=True)
@@ -138,22 +136,6 @@ class Problem:
             "image_shape": list(self.op.x_shape),
             "device": str(self.y.device),
         }
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` without CUDA is an error."""
-    name = "auto" if device is None else str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ProblemError(
-            "CUDA was requested but is not available here (no CUDA device or a CPU-only torch); "
-            "use device 'cpu' or 'auto' (--device cpu on the CLI)"
-        )
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ProblemError(f"unknown device {name!r}; use auto, cpu or cuda") from None
 
 
 def _as_image(image: np.ndarray | Tensor | str | Path, *, unit_range: bool = True) -> Tensor:
@@ -517,22 +499,6 @@ class Continuation:
         return [self.start * ratio**i for i in range(self.stages - 1)] + [final]
 
 
-class RequestError(ProblemError):
-    """A :class:`Request` field holds a value no solve can use.
-
-    Attributes
-    ----------
-    field : str
-        The field's name (the CLI shows it as its flag).
-    reason : str
-        What is wrong, e.g. ``"must be a positive integer, got 0"``.
-    """
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field} {reason}")
-        self.field, self.reason = field, reason
-
-
 @dataclass(frozen=True, kw_only=True)
 class Request:
     """How to solve a problem: the prior, the solver, its accelerator, budget and start.
@@ -849,5 +815,6 @@ def check_cost(problem: Problem, prior: str | Prior, max_iter: int) -> str:
     )
 
 
-# errors a caller may want to catch as "bad input"
-INPUT_ERRORS = (ProblemError, ImageError, OperatorError, SpecError, ValueError)
+# errors a caller may want to catch as "bad input": the package's own, and the ValueErrors
+# numpy, PIL and torch raise on a bad file or array
+INPUT_ERRORS = (DEQExplorerError, ValueError)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from deq_explorer import jsonio, runs
+from deq_explorer.errors import InputError
 from deq_explorer.training.cli import EXIT_DIVERGED
 
 __all__ = ["main"]
@@ -37,10 +38,6 @@ EXAMPLES = """examples:
   deq-explorer compare sample:camera --operator deblur:sigma=1.6 --prior identity --prior tv
   deq-explorer priors
 """
-
-
-class InputError(Exception):
-    """Bad input: reported without a traceback, exit code 2."""
 
 
 def _names(kind: str) -> str:
@@ -533,6 +530,8 @@ def _launch() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 3 diverged, 130 interrupted)."""
+    import torch
+
     from deq_explorer.api import INPUT_ERRORS
 
     parser = _parser()
@@ -549,17 +548,15 @@ def main(argv: list[str] | None = None) -> int:
 
             return train_cli.run(args)
         return _list(args.command, args.json)
-    except (InputError, *INPUT_ERRORS) as exc:
+    except INPUT_ERRORS as exc:  # InputError and DeviceError among them
         print(f"deq-explorer: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("deq-explorer: interrupted", file=sys.stderr)
         return 130
-    except RuntimeError as exc:
-        if "CUDA" in str(exc) or "out of memory" in str(exc):
-            print(f"deq-explorer: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    except torch.cuda.OutOfMemoryError as exc:  # torch.OutOfMemoryError is the same class
+        print(f"deq-explorer: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

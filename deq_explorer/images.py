@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deq_explorer.errors import ImageError
+
 __all__ = [
     "MIN_SIZE",
     "SAMPLES",
@@ -29,10 +31,6 @@ __all__ = [
 #: smallest accepted side, in pixels
 MIN_SIZE = 8
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
-
-
-class ImageError(ValueError):
-    """An image cannot be used (missing, unreadable, too small, non-finite ...)."""
 
 
 def _skimage(name: str) -> np.ndarray:

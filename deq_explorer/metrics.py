@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from deq_explorer.errors import ImageError
+
 __all__ = [
     "SSIM_MIN_SIZE",
     "Forward",
@@ -51,13 +53,13 @@ def _as_batch(x: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
     if not isinstance(x, Tensor) or not isinstance(ref, Tensor):
         raise TypeError("metrics take torch tensors; convert arrays with torch.as_tensor")
     if x.shape != ref.shape:
-        raise ValueError(f"image shape {tuple(x.shape)} differs from reference {tuple(ref.shape)}")
+        raise ImageError(f"image shape {tuple(x.shape)} differs from reference {tuple(ref.shape)}")
     if x.ndim == 2:
         x, ref = x[None, None], ref[None, None]
     elif x.ndim == 3:
         x, ref = x[None], ref[None]
     elif x.ndim != 4:
-        raise ValueError(f"expected (B, C, H, W), (C, H, W) or (H, W); got {tuple(x.shape)}")
+        raise ImageError(f"expected (B, C, H, W), (C, H, W) or (H, W); got {tuple(x.shape)}")
     return x, ref
 
 
@@ -96,14 +98,14 @@ def batch_ssim(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
 
     Raises
     ------
-    ValueError
+    ImageError
         If ``H`` or ``W`` is smaller than the 11-pixel window.
     """
     x, ref = _as_batch(x, ref)
     H, W = x.shape[-2:]
     size = SSIM_MIN_SIZE
     if H < size or W < size:
-        raise ValueError(f"SSIM needs images of at least {size}×{size} pixels; got {H}×{W}")
+        raise ImageError(f"SSIM needs images of at least {size}×{size} pixels; got {H}×{W}")
     C = x.shape[1]
     dtype = torch.promote_types(x.dtype, torch.float32)
     shift = 0.5 * data_range

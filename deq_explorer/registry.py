@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from deq_explorer.errors import SpecError
+
 if TYPE_CHECKING:  # types only: the registry stays the bottom layer at run time
     from deq_explorer.fixedpoint.base import Accelerator, FixedPointMap
     from deq_explorer.operators.base import LinearOperator
@@ -53,10 +55,6 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "deq_explorer.plugins"
 T = TypeVar("T")
-
-
-class SpecError(ValueError):
-    """A spec string names an unknown entry or sets an option badly."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +174,7 @@ class Registry(Generic[T]):
         """
 
         def add(f: Callable[..., T]) -> Callable[..., T]:
+            # ValueError, not SpecError: a mistake in a pack's code, not in anyone's input
             if not callable(f):
                 raise ValueError(f"{self.kind} {name!r}: factory {f!r} is not callable")
             if not name or not isinstance(name, str) or ":" in name or "," in name:

@@ -23,6 +23,7 @@ import numpy as np
 
 from deq_explorer import jsonio
 from deq_explorer.atomic import atomic_write
+from deq_explorer.errors import RunFileError
 
 if TYPE_CHECKING:
     from deq_explorer.api import Problem
@@ -31,10 +32,6 @@ __all__ = ["HISTORY_KEYS", "RunFile", "RunFileError", "SavedRun", "is_run_file",
 
 #: the per-iteration values a saved history holds (with ``k``), in this order
 HISTORY_KEYS = ("residual", "consistency", "psnr", "ssim")
-
-
-class RunFileError(ValueError):
-    """A file is not a saved run (no ``config``, unreadable, or not this format)."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deq_explorer.errors import VolumeError
+
 __all__ = [
     "MNI152",
     "VOLUME_SUFFIXES",
@@ -28,10 +30,6 @@ VOLUME_SUFFIXES = (".nii", ".nii.gz")
 MNI152 = "mni152"
 _MNI_FILE = "datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 _INSTALL = 'pip install "deq-explorer[mri]"'
-
-
-class VolumeError(ValueError):
-    """A volume file is missing, unreadable or not 3-D, or nibabel is not installed."""
 
 
 def is_volume(path: str | Path) -> bool:

@@ -390,7 +390,7 @@ def test_out_of_range_operator_parameters(crop48, operator, message):
         ("red-sd:gamma=-1", "tv", "gamma must be a positive number"),
         ("pnp-admm:gamma=0", "tv", "gamma must be a positive number"),
         ("pnp-pgm:tau=-1", "tv", "tau must be a positive number"),
-        ("pnp-pgm", "tv:weight=-1", "weight must be non-negative"),
+        ("pnp-pgm", "tv:weight=-1", "TV weight must be ≥ 0"),
     ],
 )
 def test_out_of_range_solver_and_prior_parameters(crop48, solver, prior, message):

@@ -12,14 +12,12 @@ from typing import Any
 import numpy as np
 from skimage.util import img_as_float32
 
+from deq_explorer.errors import LayerError
+
 __all__ = ["LayerData", "LayerError", "from_layer_data", "to_layer_data"]
 
 #: napari's layer data tuple: ``(data, keyword arguments, layer type)``
 LayerData = tuple[Any, dict[str, Any], str]
-
-
-class LayerError(ValueError):
-    """A layer cannot be used as an image (wrong dimensions, type, values)."""
 
 
 def to_layer_data(x: np.ndarray) -> tuple[np.ndarray, bool]:

@@ -18,6 +18,7 @@ from napari.layers import Image, Layer
 
 from deq_explorer import api
 from deq_explorer._napari._convert import LayerData, from_layer_data, to_layer_data
+from deq_explorer.errors import LayerError
 from deq_explorer.images import load_image, load_measurement
 from deq_explorer.operators.masks import centered
 
@@ -73,14 +74,14 @@ def problem_of(layer: Layer, layers: Any) -> api.Problem:
 
     Raises
     ------
-    ValueError
+    LayerError
         If the layer is not a measurement or its source is gone.
     """
     if layer in _live:
         return _live[layer]
     recipe = recipe_of(layer)
     if recipe is None:
-        raise ValueError(
+        raise LayerError(
             f"layer {layer.name!r} is not a measurement: simulate one in the Problem panel "
             "or open File ▸ Open Sample ▸ DEQ Explorer ▸ a problem sample"
         )
@@ -95,7 +96,7 @@ def problem_of(layer: Layer, layers: Any) -> api.Problem:
     if recipe.get("measured"):
         name = source.removeprefix("layer:")
         if name not in layers:
-            raise ValueError(f"the measured layer {name!r} of {layer.name!r} is gone")
+            raise LayerError(f"the measured layer {name!r} of {layer.name!r} is gone")
         y = from_layer_data(layers[name].data, layers[name].rgb, name)
         problem = api.from_measurement(y, recipe["operator"], device=recipe.get("device", "auto"))
         _live[layer] = problem
@@ -103,7 +104,7 @@ def problem_of(layer: Layer, layers: Any) -> api.Problem:
     if source.startswith("layer:"):
         name = source.removeprefix("layer:")
         if name not in layers or not isinstance(layers[name], Image):
-            raise ValueError(f"the ground-truth layer {name!r} of {layer.name!r} is gone")
+            raise LayerError(f"the ground-truth layer {name!r} of {layer.name!r} is gone")
         image = from_layer_data(layers[name].data, layers[name].rgb, name)
     else:
         image = load_image(source)

@@ -29,6 +29,7 @@ from deq_explorer._napari._widgets import (
     image_layers,
     on_priors_changed,
 )
+from deq_explorer.errors import LayerError
 from deq_explorer.priors.checkpoint import register_checkpoint, register_user_priors
 from deq_explorer.registry import priors
 
@@ -333,7 +334,7 @@ class ReconstructPanel(QWidget):
             return None
         w = from_layer_data(layer.data, layer.rgb, layer.name, unit_range=False)
         if w.shape != tuple(problem.op.x_shape):
-            raise ValueError(
+            raise LayerError(
                 f"backbone layer {layer.name!r} is {w.shape}; the problem's images are "
                 f"{tuple(problem.op.x_shape)} (C, H, W)"
             )

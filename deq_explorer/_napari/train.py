@@ -22,6 +22,7 @@ from deq_explorer._napari._jobs import train_job
 from deq_explorer._napari._plot import Axis, CurvePlot
 from deq_explorer._napari._runner import Failed, Runner
 from deq_explorer._napari._widgets import ProgressBar, events, on_priors_changed
+from deq_explorer.errors import ConfigError
 from deq_explorer.priors.checkpoint import register_checkpoint, user_dir
 from deq_explorer.registry import priors, solvers
 from deq_explorer.training.config import BACKWARDS
@@ -130,13 +131,13 @@ class TrainPanel(QWidget):
         self.stop_button.setEnabled(running)
 
     def config_from_form(self) -> training.TrainConfig:
-        """The form as one :class:`TrainConfig` (raises ValueError on bad fields)."""
+        """The form as one :class:`TrainConfig` (raises ConfigError on bad fields)."""
         try:
             noise = tuple(
                 float(s) for s in self.noise.value.replace(";", ",").split(",") if s.strip()
             )
         except ValueError:
-            raise ValueError(
+            raise ConfigError(
                 f"noise σ {self.noise.value!r}: expected numbers like 0.01,0.02"
             ) from None
         data = str(self.data.value) if str(self.data.value) not in ("", ".") else "builtin"

@@ -15,6 +15,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from deq_explorer.checks import integer
+from deq_explorer.errors import SolverError
+
 __all__ = ["jacobian_frobenius", "spectral_radius"]
 
 
@@ -52,8 +55,7 @@ def jacobian_frobenius(
     Tensor
         Scalar: the estimate averaged over the batch.
     """
-    if samples < 1:
-        raise ValueError(f"samples must be ≥ 1; got {samples}")
+    integer(samples, "samples", error=SolverError)
     point = z.detach().requires_grad_()
     out = T(point)
     total = out.new_zeros((), dtype=out.real.dtype)

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from deq_explorer.checks import non_negative, positive
+from deq_explorer.errors import SolverError
 from deq_explorer.registry import accelerators
 
 __all__ = [
@@ -86,7 +88,7 @@ class Guard:
 
 def _check_safeguard(name: str, safeguard: float) -> None:
     if not (math.isfinite(safeguard) and (safeguard == 0 or safeguard >= 1)):
-        raise ValueError(
+        raise SolverError(
             f"{name}: safeguard must be 0 (off) or a factor ≥ 1 on the best residual; "
             f"got {safeguard}"
         )
@@ -131,7 +133,7 @@ class Nesterov:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.momentum) and self.momentum < 1):
-            raise ValueError(
+            raise SolverError(
                 f"nesterov: momentum must be < 1 (negative for the FISTA schedule); "
                 f"got {self.momentum}"
             )
@@ -216,11 +218,9 @@ class Anderson:
 
     def __post_init__(self) -> None:
         if self.m < 1:
-            raise ValueError(f"anderson: memory m must be at least 1; got {self.m}")
-        if not (math.isfinite(self.lam) and self.lam >= 0):
-            raise ValueError(f"anderson: regularisation lam must be ≥ 0; got {self.lam}")
-        if not (math.isfinite(self.beta) and self.beta > 0):
-            raise ValueError(f"anderson: mixing beta must be > 0; got {self.beta}")
+            raise SolverError(f"anderson: memory m must be at least 1; got {self.m}")
+        non_negative(self.lam, "anderson: regularisation lam", error=SolverError)
+        positive(self.beta, "anderson: mixing beta", error=SolverError)
         _check_safeguard("anderson", self.safeguard)
 
     def init(self, z0: Tensor) -> AndersonState:

@@ -6,13 +6,14 @@ Their state stacks two images along the channel axis, ``z = (a, b)`` of shape
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from deq_explorer.fixedpoint._checks import positive, start
+from deq_explorer.checks import non_negative, positive
+from deq_explorer.errors import SolverError
+from deq_explorer.fixedpoint._checks import start
 from deq_explorer.fixedpoint.base import FixedPointMap
 from deq_explorer.operators.base import LinearOperator
 from deq_explorer.priors.base import Prior
@@ -57,7 +58,7 @@ def pnp_admm(
     gamma : float
         Penalty / step γ > 0.
     """
-    positive("pnp-admm", gamma=gamma)
+    positive(gamma, "pnp-admm: option gamma", error=SolverError)
     C = op.x_shape[0]
 
     def T(z: Tensor) -> Tensor:
@@ -108,9 +109,9 @@ def mcnet_admm(
     rho : float
         Augmented-Lagrangian parameter ρ > 0.
     """
-    positive("mcnet-admm", beta=beta, rho=rho)
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"mcnet-admm: option eps must be a number ≥ 0; got {eps!r}")
+    positive(beta, "mcnet-admm: option beta", error=SolverError)
+    positive(rho, "mcnet-admm: option rho", error=SolverError)
+    non_negative(eps, "mcnet-admm: option eps", error=SolverError)
     return mcnet_layer(op, prior, y, start(op, y, w, "mcnet-admm"), beta=beta, rho=rho, eps=eps)
 
 

@@ -16,7 +16,6 @@ iteration synchronises with the device once.
 from __future__ import annotations
 
 import math
-import numbers
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from deq_explorer.checks import integer
+from deq_explorer.errors import SolverError
 from deq_explorer.fixedpoint.accelerators import NoAcceleration
 from deq_explorer.fixedpoint.base import Accelerator, Criterion, Status, StopRule
 
@@ -95,17 +96,13 @@ class Step:
 
 
 def check_rule(rule: StopRule) -> None:
-    """Raise ``ValueError`` for a rule no loop can run."""
-    m = rule.max_iter
-    if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 1:
-        raise ValueError(f"max_iter must be an integer ≥ 1; got {rule.max_iter!r}")
+    """Raise :class:`~deq_explorer.errors.SolverError` for a rule no loop can run."""
+    integer(rule.max_iter, "max_iter", error=SolverError)
     if not rule.tol >= 0 or not rule.diverge_at > 0:
-        raise ValueError(f"tol must be ≥ 0 and diverge_at > 0; got {rule}")
-    p = rule.patience
-    if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 0:
-        raise ValueError(f"patience must be an integer ≥ 0; got {p!r}")
+        raise SolverError(f"tol must be ≥ 0 and diverge_at > 0; got {rule}")
+    integer(rule.patience, "patience", 0, error=SolverError)
     if not isinstance(rule.criterion, Criterion):
-        raise ValueError(f"criterion must be a Criterion; got {rule.criterion!r}")
+        raise SolverError(f"criterion must be a Criterion; got {rule.criterion!r}")
 
 
 def steps(

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 from torch import Tensor
 
+from deq_explorer.checks import integer
+from deq_explorer.errors import SolverError
 from deq_explorer.fixedpoint.base import (
     Accelerator,
     FixedPointMap,
@@ -91,13 +93,12 @@ def iterate(
     Tensors are yielded as computed, not copied.
     """
     check_rule(rule)
-    if isinstance(metrics_every, bool) or not isinstance(metrics_every, int) or metrics_every < 1:
-        raise ValueError(f"metrics_every must be an int ≥ 1; got {metrics_every!r}")
+    integer(metrics_every, "metrics_every", error=SolverError)
     start = time.perf_counter()
     with torch.no_grad():
         x = fp_map.image(fp_map.z0)
         if reference is not None and tuple(reference.shape) != tuple(x.shape):
-            raise ValueError(
+            raise SolverError(
                 f"reference has shape {tuple(reference.shape)}; the image is {tuple(x.shape)}"
             )
         meter = _Meter(fp_map, reference, x.shape)
@@ -149,7 +150,7 @@ def collect(
         if on_iterate is not None:
             on_iterate(last)
     if last is None:
-        raise ValueError("no iterate to collect: the stream was empty")
+        raise SolverError("no iterate to collect: the stream was empty")
     return Solution(
         x=last.x, status=last.status, iterations=last.k, seconds=last.seconds, history=history,
         rate=contraction_rate(history["residual"]),

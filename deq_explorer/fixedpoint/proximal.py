@@ -10,7 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from deq_explorer.fixedpoint._checks import positive, start
+from deq_explorer.checks import positive
+from deq_explorer.errors import SolverError
+from deq_explorer.fixedpoint._checks import start
 from deq_explorer.fixedpoint.base import FixedPointMap
 from deq_explorer.operators.base import LinearOperator
 from deq_explorer.priors.base import Prior
@@ -49,7 +51,8 @@ def pnp_pgm(
     gamma, tau : float
         Step size γ > 0 and prior weight τ > 0.
     """
-    positive("pnp-pgm", gamma=gamma, tau=tau)
+    positive(gamma, "pnp-pgm: option gamma", error=SolverError)
+    positive(tau, "pnp-pgm: option tau", error=SolverError)
     step = gamma * tau
 
     def T(x: Tensor) -> Tensor:
@@ -85,7 +88,8 @@ def red_sd(
     gamma, tau : float
         Step size γ > 0 and prior weight τ > 0.
     """
-    positive("red-sd", gamma=gamma, tau=tau)
+    positive(gamma, "red-sd: option gamma", error=SolverError)
+    positive(tau, "red-sd: option tau", error=SolverError)
 
     def T(x: Tensor) -> Tensor:
         g = torch.add(op.grad_data(x, y), prior.red_grad(x), alpha=tau)
@@ -124,7 +128,7 @@ def fb(
         Noise level given to the denoiser as is; a negative value means
         ``η·prior.sigma``.
     """
-    positive("fb", eta=eta)
+    positive(eta, "fb: option eta", error=SolverError)
     level = eta * prior.sigma if sigma < 0 else float(sigma)
 
     def T(x: Tensor) -> Tensor:

@@ -19,11 +19,10 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
+from deq_explorer.errors import OperatorError
+from deq_explorer.operators.noise import add_noise
+
 __all__ = ["LinearOperator", "OperatorError", "resolvent"]
-
-
-class OperatorError(ValueError):
-    """An operator was asked for something it cannot do (bad shape, parameter ...)."""
 
 
 def resolvent(s: Tensor, gamma: float | Tensor, ndim: int = 4) -> Tensor:
@@ -235,8 +234,6 @@ class LinearOperator(ABC):
 
         See :func:`deq_explorer.operators.noise.add_noise` for ``sigma``.
         """
-        from deq_explorer.operators.noise import add_noise
-
         y = self.A(x)
         noisy = add_noise(y, sigma, generator)
         mask = self.support()

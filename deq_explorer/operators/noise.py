@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from deq_explorer.operators.base import OperatorError
+from deq_explorer.errors import OperatorError
 
 __all__ = ["add_noise"]
 

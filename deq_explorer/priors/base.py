@@ -7,6 +7,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from deq_explorer.errors import PriorError
+
 __all__ = ["Denoiser", "DenoiserPrior", "Prior"]
 
 
@@ -89,7 +91,7 @@ class DenoiserPrior(Prior):
         if channels is not None and x.ndim == 4 and x.shape[1] != channels:
             b, c = x.shape[:2]
             if channels != 1:
-                raise ValueError(
+                raise PriorError(
                     f"prior {self.name!r} denoises {channels}-channel images but the image has "
                     f"{c}: convert it to gray (--gray on the CLI) or use a {c}-channel prior "
                     f"(train one with --channels {c})"

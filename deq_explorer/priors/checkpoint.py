@@ -47,6 +47,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor, nn
 
 from deq_explorer.atomic import atomic_write
+from deq_explorer.errors import CheckpointError
 from deq_explorer.priors.base import DenoiserPrior
 from deq_explorer.priors.nets import architecture_of, architectures, build_net
 from deq_explorer.registry import priors as prior_registry
@@ -80,10 +81,6 @@ _TRUST_ENV = "DEQ_EXPLORER_TRUST_CHECKPOINTS"
 _STATE_PREFIX = "state/"  # tensors beside the weights (training state), not the network's
 #: the largest integer accepted anywhere in an architecture's config (width, depth, ...)
 MAX_CONFIG_INT = 4096
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, damaged, unsafe, or does not fit its architecture."""
 
 
 class CheckpointPrior(DenoiserPrior):
@@ -165,7 +162,7 @@ def save_checkpoint(
     """
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise ValueError(f"checkpoints are written as .safetensors files; got {path.name!r}")
+        raise CheckpointError(f"checkpoints are written as .safetensors files; got {path.name!r}")
     record = {
         **metadata,
         "architecture": architecture_of(module),
@@ -176,7 +173,7 @@ def save_checkpoint(
     try:
         text = json.dumps(record)
     except (TypeError, ValueError) as exc:
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint metadata is not JSON-serialisable ({exc}); use numbers, strings, "
             "lists and dicts"
         ) from None

@@ -17,6 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from deq_explorer.checks import integer, non_negative
+from deq_explorer.errors import PriorError
 from deq_explorer.priors.base import Prior
 from deq_explorer.registry import priors
 
@@ -66,8 +68,7 @@ def tv(u: Tensor) -> Tensor:
 
 def _as_weight(weight: float | Tensor, x: Tensor) -> Tensor:
     if not isinstance(weight, Tensor):
-        if not weight >= 0:
-            raise ValueError(f"TV weight must be non-negative; got {weight}")
+        non_negative(weight, "TV weight", error=PriorError)
         return torch.tensor(float(weight), dtype=x.dtype, device=x.device)
     w = weight.to(dtype=x.dtype, device=x.device)
     return w.view(-1, 1, 1, 1, 1) if w.ndim == 1 else w  # (B,): one weight per item
@@ -95,8 +96,7 @@ def tv_dual(b: Tensor, weight: float | Tensor, iters: int = 50) -> Tensor:
     iters : int
         Number of FGP iterations (≥ 1).
     """
-    if iters < 1:
-        raise ValueError(f"TV iters must be at least 1; got {iters}")
+    integer(iters, "TV iters", error=PriorError)
     lam = _as_weight(weight, b)
     return _compiled_fgp()(b, lam, int(iters), torch.finfo(b.dtype).tiny)
 
@@ -180,12 +180,8 @@ class TVPrior(Prior):
     name = "tv"
 
     def __init__(self, weight: float = 0.05, iters: int = 50) -> None:
-        if not weight >= 0:
-            raise ValueError(f"TV weight must be non-negative; got {weight}")
-        if iters < 1:
-            raise ValueError(f"TV iters must be at least 1; got {iters}")
-        self.weight = float(weight)
-        self.iters = int(iters)
+        self.weight = float(non_negative(weight, "TV weight", error=PriorError))
+        self.iters = integer(iters, "TV iters", error=PriorError)
         self.sigma = self.weight
 
     def denoise(self, x: Tensor, sigma: float | Tensor | None = None) -> Tensor:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deq_explorer.checks import non_negative, positive
+from deq_explorer.errors import ConfigError
 from deq_explorer.registry import SpecError
 from deq_explorer.training.modes import mode, modes
 
@@ -24,10 +26,6 @@ __all__ = ["ConfigError", "MCNetConfig", "MultiTaskConfig", "TrainConfig"]
 BACKWARDS = ("implicit", "jfb")
 #: σ ∈ {1, 2, 3, 5, 7, 8, 10, 12, 15}/255 of the first seed paper's AWGN DnCNNs
 PAPER_AWGN_LEVELS = tuple(s / 255 for s in (1, 2, 3, 5, 7, 8, 10, 12, 15))
-
-
-class ConfigError(ValueError):
-    """A training recipe is inconsistent or names something unknown."""
 
 
 def __getattr__(name: str) -> Any:
@@ -76,7 +74,8 @@ class MultiTaskConfig:
             raise ConfigError(f"multitask blur_sigmas must be > 0; got {self.blur_sigmas}")
         if not self.noise_levels or any(s < 0 for s in self.noise_levels):
             raise ConfigError(f"multitask noise_levels must be ≥ 0; got {self.noise_levels}")
-        _positive(eta=self.eta, tol=self.tol, max_iter=self.max_iter, abandon_at=self.abandon_at)
+        for name in ("eta", "tol", "max_iter", "abandon_at"):
+            positive(getattr(self, name), name, error=ConfigError)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,9 +90,9 @@ class MCNetConfig:
     rho: float = _f(1.0, "augmented-Lagrangian ρ")
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.eps) and self.eps >= 0):
-            raise ConfigError(f"mcnet eps must be ≥ 0; got {self.eps}")
-        _positive(beta=self.beta, rho=self.rho)
+        non_negative(self.eps, "mcnet eps", error=ConfigError)
+        positive(self.beta, "beta", error=ConfigError)
+        positive(self.rho, "rho", error=ConfigError)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,22 +172,12 @@ class TrainConfig:
             raise ConfigError(f"channels must be 1 (gray) or 3 (colour); got {self.channels}")
         if not isinstance(self.net, dict):
             raise ConfigError(f"net must be a dict of architecture options; got {self.net!r}")
-        _positive(
-            crop=self.crop, batch=self.batch, lr=self.lr, gamma=self.gamma,
-            max_iter=self.max_iter, backward_max_iter=self.backward_max_iter,
-            val_crop=self.val_crop, val_every=self.val_every,
-        )  # fmt: skip
-        for name in (
-            "steps",
-            "epochs",
-            "val_images",
-            "checkpoint_every",
-            "seed",
-            "augment_gamma",
-            "jacobian_weight",
-        ):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be ≥ 0; got {getattr(self, name)}")
+        for name in ("crop", "batch", "lr", "gamma", "max_iter", "backward_max_iter",
+                     "val_crop", "val_every"):  # fmt: skip
+            positive(getattr(self, name), name, error=ConfigError)
+        for name in ("steps", "epochs", "val_images", "checkpoint_every", "seed",
+                     "augment_gamma", "jacobian_weight"):  # fmt: skip
+            non_negative(getattr(self, name), name, error=ConfigError)
         if self.steps == 0 and self.epochs == 0:
             raise ConfigError("set steps > 0 or epochs > 0")
         if any(s < 0 or not math.isfinite(s) for s in self.noise):
@@ -241,12 +230,6 @@ class TrainConfig:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config {str(path)!r} is not valid TOML: {exc}") from None
         return cls.from_dict(values)
-
-
-def _positive(**values: float) -> None:
-    for name, v in values.items():
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ConfigError(f"{name} must be a positive number; got {v!r}")
 
 
 def _plain(v: Any) -> Any:

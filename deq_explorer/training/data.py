@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from deq_explorer.errors import ConfigError
 from deq_explorer.images import load_image, load_sample, sample_names, to_gray
 from deq_explorer.volumes import MNI152, is_volume, load_volume, mni152_path, volume_slices
 
@@ -76,7 +77,7 @@ def load_images(source: str, channels: int = 1, side: int = 0) -> list[tuple[str
     if is_volume(path):
         return _slices(path, path.name, channels, side)
     if not path.is_dir():
-        raise ValueError(
+        raise ConfigError(
             f"data {source!r} is neither 'builtin', 'mni152', a volume file nor an existing "
             "folder of images"
         )
@@ -84,7 +85,7 @@ def load_images(source: str, channels: int = 1, side: int = 0) -> list[tuple[str
         p for p in path.rglob("*") if p.is_file() and (p.suffix.lower() in SUFFIXES or is_volume(p))
     )
     if not files:
-        raise ValueError(f"no png/jpg/tif images or .nii(.gz) volumes found under {source!r}")
+        raise ConfigError(f"no png/jpg/tif images or .nii(.gz) volumes found under {source!r}")
     out = []
     for p in files:
         name = str(p.relative_to(path))
@@ -146,7 +147,7 @@ class ImageData:
         """Load ``source``, hold out ``val_images`` images (seeded choice), shard the rest."""
         images = load_images(source, channels, side=max(crop, val_crop))
         if len(images) <= val_images:
-            raise ValueError(
+            raise ConfigError(
                 f"data {source!r} has {len(images)} image(s); need more than val_images="
                 f"{val_images} (one at least for training)"
             )
@@ -155,7 +156,7 @@ class ImageData:
         rest = [images[i] for i in sorted(order[val_images:])]
         small = [n for n, x in held if min(x.shape[-2:]) < val_crop]
         if small:
-            raise ValueError(
+            raise ConfigError(
                 f"validation image(s) {small} are smaller than val_crop={val_crop}; lower val_crop"
             )
         kept = [(n, x) for n, x in rest if min(x.shape[-2:]) >= crop]
@@ -163,7 +164,7 @@ class ImageData:
             dropped = sorted({n for n, _ in rest} - {n for n, _ in kept})
             warnings.warn(f"skipped images smaller than crop={crop}: {dropped}", stacklevel=2)
         if not kept:
-            raise ValueError(f"no training image of {source!r} is at least {crop}×{crop}")
+            raise ConfigError(f"no training image of {source!r} is at least {crop}×{crop}")
         total = len(kept)
         if total >= world_size:
             kept = kept[rank::world_size]

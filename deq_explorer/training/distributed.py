@@ -19,6 +19,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from deq_explorer import checks
+
 __all__ = ["Dist", "average_gradients", "broadcast_module", "init_distributed", "resolve_device"]
 
 
@@ -41,21 +43,15 @@ class Dist:
 
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``auto`` → ``cuda:local_rank`` when CUDA is present, else CPU; checks CUDA requests."""
-    if spec == "auto":
-        return (
-            torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-        )
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ValueError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' requested but CUDA is not available; use cpu or auto")
-        if device.index is None:
-            device = torch.device(f"cuda:{local_rank}")
-    return device
+    """:func:`deq_explorer.checks.resolve_device`, with CUDA meaning ``cuda:local_rank``.
+
+    Raises
+    ------
+    DeviceError
+        An unknown device, or CUDA asked for where there is none.
+    """
+    device = checks.resolve_device(spec)
+    return torch.device("cuda", local_rank) if device == torch.device("cuda") else device
 
 
 def init_distributed(device: torch.device) -> Dist:

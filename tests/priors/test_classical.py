@@ -106,7 +106,7 @@ def test_identity_prior():
 
 
 def test_bad_tv_options():
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match="TV weight must be ≥ 0"):
         priors.build("tv:weight=-1")
     with pytest.raises(ValueError, match="iters"):
         priors.build("tv:iters=0")

@@ -19,6 +19,7 @@ from typing import Any
 
 from torch import nn
 
+from deq_explorer.errors import PriorError
 from deq_explorer.priors.nets.dncnn import DnCNN
 from deq_explorer.priors.nets.sndncnn import SNConv2d, SNDnCNN
 from deq_explorer.priors.nets.srcnn import SRCNN
@@ -74,8 +75,10 @@ def build_net(arch: str, config: dict[str, Any] | None = None) -> nn.Module:
 
     Raises
     ------
-    ValueError
-        Unknown architecture, unknown config key, or a bad value.
+    SpecError
+        Unknown architecture.
+    PriorError
+        Unknown config key, or a bad value.
     """
     entry = architectures.entry(arch)
     accepted = list(inspect.signature(entry.factory).parameters)
@@ -83,11 +86,11 @@ def build_net(arch: str, config: dict[str, Any] | None = None) -> nn.Module:
     unknown = sorted(set(config) - set(accepted))
     if unknown:
         names = ", ".join(map(repr, unknown))
-        raise ValueError(f"{arch!r} has no option {names}; options: {', '.join(accepted)}")
+        raise PriorError(f"{arch!r} has no option {names}; options: {', '.join(accepted)}")
     try:
         return entry.factory(**config)
     except TypeError as exc:
-        raise ValueError(f"bad config for {arch!r}: {exc}") from None
+        raise PriorError(f"bad config for {arch!r}: {exc}") from None
 
 
 def architecture_of(module: nn.Module) -> str:
@@ -96,7 +99,7 @@ def architecture_of(module: nn.Module) -> str:
         if type(module) is entry.factory:
             return entry.name
     known = ", ".join(e.name for e in architectures.entries())
-    raise ValueError(
+    raise PriorError(
         f"{type(module).__name__} is not a known architecture ({known}); register its "
         "class in deq_explorer.priors.nets.architectures to checkpoint it"
     )

@@ -1,11 +1,13 @@
-"""Small pieces the networks share: the noise-level map and argument checks."""
+"""Small pieces the networks share: the noise-level map."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-__all__ = ["noise_map", "positive_int"]
+from deq_explorer.errors import PriorError
+
+__all__ = ["noise_map"]
 
 
 def noise_map(x: Tensor, sigma: float | Tensor) -> Tensor:
@@ -28,15 +30,8 @@ def noise_map(x: Tensor, sigma: float | Tensor) -> Tensor:
     if s.dim() == 0:
         return s.expand(b, 1, h, w)
     if s.shape != (b,):
-        raise ValueError(
+        raise PriorError(
             f"sigma must be a float or a tensor of shape (B,) = ({b},); got shape "
             f"{tuple(s.shape)}: pass one noise level per image in the batch"
         )
     return s.view(b, 1, 1, 1).expand(b, 1, h, w)
-
-
-def positive_int(value: int, what: str, minimum: int = 1) -> int:
-    """``value`` as an int ≥ ``minimum``, or a ValueError naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}; got {value!r}")
-    return value

@@ -7,7 +7,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from deq_explorer.priors.nets._common import noise_map, positive_int
+from deq_explorer.checks import integer
+from deq_explorer.errors import PriorError
+from deq_explorer.priors.nets._common import noise_map
 
 __all__ = ["DnCNN"]
 
@@ -46,9 +48,9 @@ class DnCNN(nn.Module):
         noise_map: bool = False,
     ) -> None:
         super().__init__()
-        self.channels = positive_int(channels, "channels")
-        self.depth = positive_int(depth, "depth", 2)
-        self.width = positive_int(width, "width")
+        self.channels = integer(channels, "channels", error=PriorError)
+        self.depth = integer(depth, "depth", 2, error=PriorError)
+        self.width = integer(width, "width", error=PriorError)
         self.batch_norm = bool(batch_norm)
         self.residual = bool(residual)
         self.noise_map = bool(noise_map)

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deq_explorer.priors.nets._common import positive_int
+from deq_explorer.checks import integer
+from deq_explorer.errors import PriorError
 
 __all__ = ["SNConv2d", "SNDnCNN"]
 
@@ -62,11 +63,11 @@ class SNConv2d(nn.Module):
     ) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
-            raise ValueError(f"kernel_size must be odd; got {kernel_size}")
+            raise PriorError(f"kernel_size must be odd; got {kernel_size}")
         if probe < kernel_size:
-            raise ValueError(f"probe must be at least kernel_size={kernel_size}; got {probe}")
+            raise PriorError(f"probe must be at least kernel_size={kernel_size}; got {probe}")
         if not 0.0 < bound:
-            raise ValueError(f"bound must be positive; got {bound}")
+            raise PriorError(f"bound must be positive; got {bound}")
         self.bound = float(bound)
         self.padding = kernel_size // 2
         self.probe = probe
@@ -149,12 +150,12 @@ class SNDnCNN(nn.Module):
         probe: int = 32,
     ) -> None:
         super().__init__()
-        self.channels = positive_int(channels, "channels")
-        self.depth = positive_int(depth, "depth", 2)
-        self.width = positive_int(width, "width")
-        self.probe = positive_int(probe, "probe", 4)
+        self.channels = integer(channels, "channels", error=PriorError)
+        self.depth = integer(depth, "depth", 2, error=PriorError)
+        self.width = integer(width, "width", error=PriorError)
+        self.probe = integer(probe, "probe", 4, error=PriorError)
         if not 0.0 < float(lipschitz) <= 1.0:
-            raise ValueError(f"lipschitz must lie in (0, 1]; got {lipschitz}")
+            raise PriorError(f"lipschitz must lie in (0, 1]; got {lipschitz}")
         self.lipschitz = float(lipschitz)
         bound = self.lipschitz ** (1.0 / depth)
         sizes = [channels] + [width] * (depth - 1) + [channels]

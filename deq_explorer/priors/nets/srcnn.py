@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deq_explorer.priors.nets._common import positive_int
+from deq_explorer.checks import integer
+from deq_explorer.errors import PriorError
 
 __all__ = ["SRCNN"]
 
@@ -37,9 +38,9 @@ class SRCNN(nn.Module):
         self, channels: int = 1, scale: int = 2, width: int = 64, residual: bool = True
     ) -> None:
         super().__init__()
-        self.channels = positive_int(channels, "channels")
-        self.scale = positive_int(scale, "scale")
-        self.width = positive_int(width, "width", 2)
+        self.channels = integer(channels, "channels", error=PriorError)
+        self.scale = integer(scale, "scale", error=PriorError)
+        self.width = integer(width, "width", 2, error=PriorError)
         self.residual = bool(residual)
         self.body = nn.Sequential(
             nn.Conv2d(channels, width, 9, padding=4),

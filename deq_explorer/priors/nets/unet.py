@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deq_explorer.priors.nets._common import noise_map, positive_int
+from deq_explorer.checks import integer
+from deq_explorer.errors import PriorError
+from deq_explorer.priors.nets._common import noise_map
 
 __all__ = ["UNetDenoiser"]
 
@@ -51,11 +53,11 @@ class UNetDenoiser(nn.Module):
         self, channels: int = 1, widths: Sequence[int] = (32, 64, 128), blocks: int = 2
     ) -> None:
         super().__init__()
-        self.channels = positive_int(channels, "channels")
-        self.widths = tuple(positive_int(w, "each of widths") for w in widths)
+        self.channels = integer(channels, "channels", error=PriorError)
+        self.widths = tuple(integer(w, "each of widths", error=PriorError) for w in widths)
         if not 2 <= len(self.widths) <= 4:
-            raise ValueError(f"widths must list 2 to 4 scales; got {list(self.widths)}")
-        self.blocks = positive_int(blocks, "blocks")
+            raise PriorError(f"widths must list 2 to 4 scales; got {list(self.widths)}")
+        self.blocks = integer(blocks, "blocks", error=PriorError)
         ws = self.widths
         self.head = nn.Conv2d(channels + 1, ws[0], 3, padding=1, bias=False)
         self.down = nn.ModuleList(
