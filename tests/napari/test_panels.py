@@ -695,6 +695,7 @@ def test_each_run_keeps_its_own_result_layer(viewer, qtbot):
     panel.reset_choices()
     panel.measurement.value = y
     panel.max_iter.value = 2
+    panel.warm.value = False  # each run from init(y): identity then returns the input
     results = []
     for prior in ("tv", "identity", "tv"):
         panel.prior.choice.value = prior
