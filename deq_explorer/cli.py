@@ -1,6 +1,6 @@
 """``deq-explorer``: the scriptable twin of the napari explorer.
 
-Sub-commands: ``reconstruct``, ``compare``, ``train``, ``priors``, ``operators``,
+Sub-commands: ``reconstruct``, ``compare``, ``export``, ``train``, ``priors``, ``operators``,
 ``solvers``; no sub-command opens napari with the explorer docked. Exit codes: 0 done,
 2 bad input (reported on stderr, never a half-written file), 3 a solve or a training run
 diverged (its JSON says ``"status": "diverged"``), 130 interrupted. A solve whose residual
@@ -216,6 +216,7 @@ def _parser() -> argparse.ArgumentParser:
     for kind in ("priors", "operators", "solvers", "accelerators"):
         lst = sub.add_parser(kind, help=f"list the registered {kind}")
         lst.add_argument("--json", action="store_true")
+    _add_export_args(sub)
     train = sub.add_parser("train", help="train an AWGN or DEQ prior (see train --help)")
     try:
         from deq_explorer.training import cli as train_cli
@@ -224,6 +225,56 @@ def _parser() -> argparse.ArgumentParser:
     if train_cli is not None:
         train_cli.add_arguments(train)
     return parser  # fmt: skip
+
+
+#: solve settings a user may expect an export to carry; they are refused with the reason
+SOLVE_FLAGS = ("--solver", "--accel", "--tol", "--max-iter", "--stop-on")
+
+
+def _add_export_args(sub: Any) -> None:
+    exp = sub.add_parser(
+        "export",
+        help="write a prior's denoiser as a BioImage Model Zoo package, TorchScript or ONNX",
+        description="Write a learned prior's denoiser D(x, sigma) to a file. Only the denoiser "
+        "travels: the solve it is used in (solver, acceleration, tolerance) does not "
+        "(deq_explorer/priors/shipped/FORMATS.md). bioimageio and onnx need "
+        'pip install "deq-explorer[export]".',
+    )
+    exp.add_argument("prior", metavar="PRIOR", help="a learned prior's name or a checkpoint path")
+    exp.add_argument(
+        "--format",
+        dest="fmt",
+        default="bioimageio",
+        choices=["bioimageio", "torchscript", "onnx"],
+        help="bioimageio: a model package (.zip) with sigma as a second input; torchscript "
+        "(.pt), onnx (.onnx): x -> D(x, sigma) with sigma fixed (default bioimageio)",
+    )
+    exp.add_argument("--out", required=True, metavar="PATH", help="the file to write")
+    exp.add_argument(
+        "--sigma",
+        type=float,
+        default=None,
+        metavar="S",
+        help="noise level of the test tensors (bioimageio) or fixed in the graph (torchscript, "
+        "onnx); default: the prior's own",
+    )
+    for flag in SOLVE_FLAGS:
+        exp.add_argument(flag, dest=f"solve_{flag[2:]}", default=None, help=argparse.SUPPRESS)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from deq_explorer.export import export_prior
+
+    given = [f for f in SOLVE_FLAGS if getattr(args, f"solve_{f[2:]}") is not None]
+    if given:
+        raise InputError(
+            f"{', '.join(given)}: solve settings do not travel in an export; it holds the "
+            "denoiser D(x, sigma) alone, and the consumer runs the solve (the prior's trained "
+            "settings are recorded in a bioimageio package's config)"
+        )
+    path = export_prior(args.prior, Path(args.out), args.fmt, sigma=args.sigma)
+    print(f"wrote {path} ({args.fmt})")
+    return 0
 
 
 # -- reconstruct / compare ----------------------------------------------------------------
@@ -543,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
             return _reconstruct(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "train":
             from deq_explorer.training import cli as train_cli
 
