@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "DEQExplorerError",
     "DeviceError",
+    "ExportError",
     "ImageError",
     "InputError",
     "LayerError",
@@ -98,3 +99,7 @@ class InputError(DEQExplorerError):
 
 class RunFileError(DEQExplorerError):
     """A file is not a saved run (no ``config``, unreadable, or not this format)."""
+
+
+class ExportError(DEQExplorerError):
+    """A prior cannot be exported in the asked format, or the output cannot be written."""

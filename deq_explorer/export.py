@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from deq_explorer import api, jsonio
 from deq_explorer.atomic import atomic_write
+from deq_explorer.errors import ExportError
 from deq_explorer.images import center_crop, load_sample, to_gray
 from deq_explorer.priors import nets
 from deq_explorer.priors.base import DenoiserPrior, Prior
@@ -82,10 +83,6 @@ CITATIONS: dict[str, tuple[str, str]] = {
 #: imports an architecture file may keep (torch and the standard library)
 _ALLOWED_ROOTS = {"torch", "__future__"}
 _PACKAGE = "deq_explorer"
-
-
-class ExportError(ValueError):
-    """A prior cannot be exported in the asked format, or the output cannot be written."""
 
 
 def export_prior(
