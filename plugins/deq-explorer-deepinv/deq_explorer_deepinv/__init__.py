@@ -5,6 +5,9 @@ Installing this distribution registers, through the entry-point group
 ``dinv-inpainting``, ``dinv-mri``, ``dinv-tomography`` and the priors
 ``dinv-dncnn``, ``dinv-drunet``. deepinv itself is imported only when the
 explorer loads the pack; without it the pack is reported as broken by name.
+
+The other direction, the explorer's priors and operators as deepinv denoisers
+and physics, is :mod:`deq_explorer_deepinv.export` (imported on demand).
 """
 
 from __future__ import annotations
