@@ -8,7 +8,10 @@ scikit-image, PyWavelets and matplotlib wheels.
 from __future__ import annotations
 
 import gzip
+import math
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +26,7 @@ __all__ = [
     "load_image",
     "load_measurement",
     "load_sample",
+    "measurement_spec",
     "sample_info",
     "sample_names",
     "to_gray",
@@ -164,6 +168,27 @@ def load_image(src: str | Path) -> np.ndarray:
             "png/tif, or as a numeric .npy array"
         ) from None
     return _normalise(np.asarray(data), src)
+
+
+def measurement_spec(src: str | Path) -> dict[str, Any] | None:
+    """The ``operator`` (and ``noise``) an ``.npz`` measurement names, else None.
+
+    A measurement file may carry the operator that made it as a string array
+    (``np.savez(path, y=y, operator="mri:rate=0.3", noise=0.005)``); napari then opens it
+    as a measurement that reconstructs as it is. Read without pickles.
+    """
+    path = Path(src).expanduser()
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "y" not in f.files or "operator" not in f.files or f["operator"].ndim != 0:
+                return None
+            operator = str(f["operator"])
+            noise = float(f["noise"]) if "noise" in f.files else 0.0
+    except (OSError, ValueError, TypeError, zipfile.BadZipFile):
+        return None
+    return {"operator": operator, "noise": noise} if operator and math.isfinite(noise) else None
 
 
 def load_measurement(src: str | Path) -> np.ndarray:

@@ -2,8 +2,9 @@
 
     python scripts/make_sample_data.py
 
-Each file is a real measurement format the CLI's ``--measurement`` and napari read, made from
-a public-domain or freely licensed source with a fixed seed (sample_data/README.md):
+Each file is a measurement format the CLI's ``--measurement`` and napari read (the ``.npz``
+files name their ``operator`` and ``noise``, so napari opens them as measurements), made from a
+public-domain or freely licensed source with a fixed seed (sample_data/README.md):
 
 * ``phantom_kspace_radial30.npz``: complex k-space ``y`` (1, 256, 256) of the Shepp–Logan
   phantom, ``mri:rate=0.3``, noise σ 0.005, seed 0;
@@ -28,14 +29,18 @@ OUT = Path(__file__).resolve().parents[1] / "deq_explorer" / "sample_data"
 
 def kspace() -> None:
     problem = api.simulate("sample:phantom", "mri:rate=0.3", noise=0.005, seed=0, device="cpu")
-    np.savez_compressed(OUT / "phantom_kspace_radial30.npz", y=problem.y[0].numpy())
+    np.savez_compressed(
+        OUT / "phantom_kspace_radial30.npz", y=problem.y[0].numpy(), operator="mri:rate=0.3",
+        noise=0.005,
+    )  # fmt: skip
 
 
 def blurred() -> None:
     face = to_gray(load_image("sample:astronaut"))[:, 20:276, 130:386]  # 256² around the face
     problem = api.simulate(face, "deblur:sigma=2.0", noise=0.01, seed=0, device="cpu")
     kernel = getattr(problem.op, "kernel", None)
-    arrays = {"y": problem.y[0].numpy().astype(np.float32)}
+    arrays = {"y": problem.y[0].numpy().astype(np.float32), "operator": "deblur:sigma=2.0",
+              "noise": 0.01}  # fmt: skip
     if isinstance(kernel, torch.Tensor):
         arrays["kernel"] = kernel.detach().cpu().numpy().astype(np.float32)
     np.savez_compressed(OUT / "astronaut_blur_sigma2.npz", **arrays)

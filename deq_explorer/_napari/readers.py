@@ -1,8 +1,11 @@
-"""npe2 readers: NIfTI volumes as image stacks with their voxel size; saved runs as layers.
+"""npe2 readers: NIfTI volumes as image stacks with their voxel size; saved runs and
+measurement files as layers.
 
 A saved run is an ``.npz`` written by the Reconstruct panel's "Save run…" or the CLI's
-``--out`` (:mod:`deq_explorer.runs`); only files holding its ``config`` are taken, and
-they are read without pickles (nothing in them is run).
+``--out`` (:mod:`deq_explorer.runs`); a measurement file is an ``.npz`` with ``y`` and the
+``operator`` that made it (:func:`~deq_explorer.images.measurement_spec`; complex k-space
+for MRI). Both open with a measurement layer that reconstructs as it is (its recipe reads
+the file again). Only such files are taken, and they are read without pickles.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import torch
 
 from deq_explorer import runs
 from deq_explorer._napari._convert import LayerData, to_layer_data
-from deq_explorer._napari._problems import KEY, display
+from deq_explorer._napari._problems import KEY, display, file_recipe
+from deq_explorer.images import load_measurement, measurement_spec
 from deq_explorer.volumes import axial_stack, is_volume, load_volume
 
-__all__ = ["get_reader", "get_run_reader", "read_runs"]
+__all__ = ["get_reader", "get_run_reader", "read_measurements", "read_runs"]
 
 
 def _paths(path: str | list[str]) -> list[str]:
@@ -43,11 +47,32 @@ def read_volumes(path: str | list[str]) -> list[LayerData]:
 
 
 def get_run_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:
-    """The run reader for saved runs (``.npz`` with a run's ``config``), else ``None``."""
+    """The reader for saved runs (``.npz`` with a run's ``config``) or for measurement files
+    (``.npz`` with ``y`` and ``operator``), else ``None``."""
     paths = _paths(path)
-    if not paths or not all(runs.is_run_file(p) for p in paths):
-        return None
-    return read_runs
+    if paths and all(runs.is_run_file(p) for p in paths):
+        return read_runs
+    if paths and all(measurement_spec(p) is not None for p in paths):
+        return read_measurements
+    return None
+
+
+def _measurement(path: str, operator: str, noise: float, name: str) -> LayerData:
+    """A measurement layer of the file at ``path``: its picture and the recipe that reads it."""
+    y = load_measurement(path)
+    picture, rgb = to_layer_data(display(torch.from_numpy(y if y.ndim == 3 else y[None])))
+    recipe = file_recipe(path, operator, noise)
+    recipe["provenance"] = f"{path}, measured with {operator}"
+    return picture, {"name": name, "rgb": rgb, "metadata": {KEY: recipe}}, "image"
+
+
+def read_measurements(path: str | list[str]) -> list[LayerData]:
+    """One measurement layer per file (``y`` with the ``operator`` it names)."""
+    layers = []
+    for p in _paths(path):
+        spec = measurement_spec(p)
+        layers.append(_measurement(p, spec["operator"], spec["noise"], f"y · {Path(p).stem}"))
+    return layers
 
 
 def read_runs(path: str | list[str]) -> list[LayerData]:
@@ -58,9 +83,15 @@ def read_runs(path: str | list[str]) -> list[LayerData]:
         saved = runs.load(p)
         stem = Path(p).stem
         gray = {"contrast_limits": (0.0, 1.0)}
-        y, rgb = to_layer_data(display(torch.from_numpy(saved.y)))
-        role = {KEY: {"role": "saved measurement", "source": p, **saved.problem}}
-        layers.append((y, {"name": f"y · {stem}", "rgb": rgb, "metadata": role}, "image"))
+        problem = saved.problem
+        operator = problem.get("solve_operator") or problem.get("operator")
+        if operator:  # a measurement that runs again
+            layers.append(_measurement(p, operator, float(problem.get("noise") or 0.0),
+                                       f"y · {stem}"))  # fmt: skip
+        else:
+            y, rgb = to_layer_data(display(torch.from_numpy(saved.y)))
+            role = {KEY: {"role": "saved measurement", "source": p, **problem}}
+            layers.append((y, {"name": f"y · {stem}", "rgb": rgb, "metadata": role}, "image"))
         if saved.reference is not None:
             ref, rgb = to_layer_data(saved.reference)
             meta = {KEY: {"role": "reference", "source": p}}

@@ -74,3 +74,39 @@ def test_a_cli_run_reopens_in_napari(make_napari_viewer, tmp_path, capsys):
         assert meta["history"]["k"] == [1, 2, 3, 4]
         np.testing.assert_allclose(meta["history"]["residual"], saved["history"]["residual"])
     assert meta["config"]["operator"] == "mri:rate=0.3" and meta["status"] == "max_iter"
+    from deq_explorer._napari import _problems
+
+    rerun = _problems.problem_of(y, viewer.layers)  # the saved measurement runs again
+    assert rerun.solve_operator == "mri:rate=0.3" and rerun.y.is_complex()
+
+
+def test_a_kspace_file_opens_as_a_measurement_and_reconstructs(make_napari_viewer, qtbot):
+    from deq_explorer._napari import _problems
+    from deq_explorer._napari.reconstruct import ReconstructPanel
+    from deq_explorer.sample_data import sample_path
+
+    path = str(sample_path("phantom_kspace_radial30.npz"))
+    viewer = make_napari_viewer()
+    (y,) = viewer.open(path, plugin="deq-explorer")
+    assert _problems.is_measurement(y) and y.data.shape == (256, 256)
+    problem = _problems.problem_of(y, viewer.layers)
+    assert problem.y.is_complex() and problem.solve_operator == "mri:rate=0.3"
+    panel = ReconstructPanel(viewer)
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.prior.choice.value = "tv"
+    panel.max_iter.value = 5
+    assert panel.run()
+    qtbot.waitUntil(lambda: not panel.runner.running, timeout=60_000)
+    assert panel.last.k == 5 and panel.last.psnr is None  # no reference in the file
+
+
+def test_the_measurement_reader_needs_an_operator(tmp_path):
+    from deq_explorer._napari.readers import get_run_reader, read_measurements
+
+    np.savez(tmp_path / "bare.npz", y=np.zeros((8, 8), np.complex64))
+    np.savez(tmp_path / "named.npz", y=np.zeros((8, 8), np.complex64), operator="mri:rate=0.3")
+    np.savez(tmp_path / "listed.npz", y=np.zeros((8, 8)), operator=np.array(["a", "b"]))
+    assert get_run_reader(str(tmp_path / "bare.npz")) is None  # which operator? not guessed
+    assert get_run_reader(str(tmp_path / "listed.npz")) is None
+    assert get_run_reader(str(tmp_path / "named.npz")) is read_measurements
