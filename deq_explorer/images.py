@@ -10,8 +10,9 @@ from __future__ import annotations
 import gzip
 import math
 import zipfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -19,16 +20,20 @@ from deq_explorer.errors import ImageError
 
 __all__ = [
     "MIN_SIZE",
+    "NORMALISATIONS",
     "SAMPLES",
     "ImageError",
+    "Scaling",
     "center_crop",
     "crop_to_multiple",
     "load_image",
     "load_measurement",
     "load_sample",
     "measurement_spec",
+    "normalise",
     "sample_info",
     "sample_names",
+    "suggested_normalisation",
     "to_gray",
 ]
 
@@ -294,3 +299,140 @@ def crop_to_multiple(image: np.ndarray, s: int) -> np.ndarray:
     if h == 0 or w == 0:
         raise ImageError(f"image of size {image.shape[-2:]} is smaller than the factor {s}")
     return np.ascontiguousarray(image[..., :h, :w])
+
+
+#: the methods of :func:`normalise`
+NORMALISATIONS = ("none", "minmax", "percentile")
+Normalisation = Literal["none", "minmax", "percentile"]
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """How :func:`normalise` mapped raw values to [0, 1]: ``x = (raw - offset) * scale``.
+
+    Attributes
+    ----------
+    offset : float
+        The raw value that became 0.
+    scale : float
+        The factor after the offset (``1 / (high - low)``).
+    method : str
+        ``"none"``, ``"minmax"`` or ``"percentile"``.
+    """
+
+    offset: float
+    scale: float
+    method: str
+
+    def invert(self, x: np.ndarray) -> np.ndarray:
+        """Normalised values (an image, a reconstruction) back in the raw data's units."""
+        return np.asarray(x, dtype=np.float64) / self.scale + self.offset
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (for layer metadata and run files)."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """In words: ``"percentile: raw 12.5 … 4030 → 0 … 1"``."""
+        if self.method == "none":
+            return "none (×1)" if self.scale == 1 else f"none (raw ÷ {1 / self.scale:g})"
+        return f"{self.method}: raw {self.offset:.4g} … {self.offset + 1 / self.scale:.4g} → 0 … 1"
+
+
+def _numeric(image: np.ndarray) -> np.ndarray:
+    a = np.asarray(image)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise ImageError(f"not a numeric image (dtype {a.dtype})")
+    if np.iscomplexobj(a):
+        raise ImageError("complex values; pass a real image (e.g. its magnitude np.abs)")
+    return a
+
+
+def suggested_normalisation(image: np.ndarray) -> Normalisation:
+    """The method :func:`normalise` should use on ``image`` unless told otherwise.
+
+    ``"percentile"`` for integers wider than 8 bits (12-bit camera data in uint16 would be
+    near-black divided by 65535) and for floats outside [0, 1]; ``"none"`` for 8-bit,
+    boolean and [0, 1] float data, which already are images on the [0, 1] scale.
+    """
+    a = _numeric(image)
+    if a.dtype == bool or a.size == 0:
+        return "none"
+    if np.issubdtype(a.dtype, np.integer):
+        return (
+            "percentile"
+            if a.dtype.itemsize > 1 or np.issubdtype(a.dtype, np.signedinteger)
+            else "none"
+        )
+    lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+    return "none" if -1e-3 <= lo and hi <= 1 + 1e-3 else "percentile"
+
+
+def normalise(
+    image: np.ndarray,
+    method: Normalisation = "percentile",
+    low: float = 0.5,
+    high: float = 99.5,
+) -> tuple[np.ndarray, Scaling]:
+    """Map an image of any numeric type to float32 in [0, 1], reversibly.
+
+    Parameters
+    ----------
+    image : ndarray
+        Raw pixels of any shape (e.g. ``(C, H, W)``), any real numeric dtype.
+    method : {"percentile", "minmax", "none"}
+        ``"percentile"``: the ``low`` and ``high`` percentiles become 0 and 1 (values
+        beyond are clipped); ``"minmax"``: the minimum and maximum do; ``"none"``:
+        integers are divided by their type's maximum (255 for uint8, 65535 for uint16),
+        floats are kept and must already lie in [0, 1].
+    low, high : float
+        Percentiles, in [0, 100], of ``"percentile"``.
+
+    Returns
+    -------
+    image : ndarray
+        float32, same shape, in [0, 1].
+    scaling : Scaling
+        What was done; ``scaling.invert(x)`` maps back to raw units.
+
+    Raises
+    ------
+    ImageError
+        Unknown method, bad percentiles, a non-numeric or complex array, NaN/Inf values,
+        or (``"none"``) values outside [0, 1].
+    """
+    if method not in NORMALISATIONS:
+        raise ImageError(
+            f"unknown normalisation {method!r}; choose one of {', '.join(NORMALISATIONS)}"
+        )
+    if not 0.0 <= low < high <= 100.0:
+        raise ImageError(f"percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
+    a = _numeric(image)
+    if a.dtype == bool:
+        a = a.astype(np.uint8)
+    if np.issubdtype(a.dtype, np.integer):
+        full = float(np.iinfo(a.dtype).max)
+        a = a.astype(np.float64)
+    else:
+        full = 1.0
+        a = a.astype(np.float64)
+        if not np.isfinite(a).all():
+            raise ImageError("image contains NaN or Inf pixels; clean or mask them first")
+    if method == "none":
+        scaling = Scaling(offset=0.0, scale=1.0 / full, method="none")
+        x = a * scaling.scale
+        lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise ImageError(
+                f"values in [{lo * full:.4g}, {hi * full:.4g}] lie outside [0, 1]; "
+                "normalise them (percentile or min–max)"
+            )
+    else:
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if method == "percentile" and a.size:
+            lo, hi = (float(v) for v in np.percentile(a, (low, high)))
+            if hi <= lo:  # mostly one value (a sparse image): fall back to the full range
+                lo, hi = float(a.min()), float(a.max())
+        scaling = Scaling(offset=lo, scale=1.0 / (hi - lo) if hi > lo else 1.0, method=method)
+        x = (a - scaling.offset) * scaling.scale
+    return np.ascontiguousarray(np.clip(x, 0.0, 1.0), dtype=np.float32), scaling

@@ -10,12 +10,15 @@ import skimage.io
 from deq_explorer.images import (
     MIN_SIZE,
     ImageError,
+    Scaling,
     center_crop,
     crop_to_multiple,
     load_image,
     load_sample,
+    normalise,
     sample_info,
     sample_names,
+    suggested_normalisation,
     to_gray,
 )
 
@@ -254,3 +257,52 @@ def test_center_crop():
     np.testing.assert_array_equal(cropped, image[:, 13:33, 15:35])
     with pytest.raises(ImageError, match="smaller than the crop"):
         center_crop(image, 48)
+
+
+TWELVE_BIT = (RNG.random((1, 40, 48)) * 4095).astype(np.uint16)
+
+
+@pytest.mark.parametrize("method", ["percentile", "minmax"])
+def test_12_bit_data_spans_the_unit_range_and_inverts(method):
+    x, scaling = normalise(TWELVE_BIT, method)
+    assert x.dtype == np.float32 and x.shape == TWELVE_BIT.shape
+    assert x.min() == 0.0 and x.max() == 1.0  # not near-black, as ÷ 65535 makes it
+    assert isinstance(scaling, Scaling) and scaling.method == method
+    inside = (x > 0) & (x < 1)
+    np.testing.assert_allclose(scaling.invert(x)[inside], TWELVE_BIT[inside], atol=1e-3)
+    assert Scaling(**scaling.as_dict()) == scaling and method in scaling.describe()
+
+
+def test_percentiles_clip_the_tails():
+    a = np.linspace(0, 1, 1001)[None, None].repeat(8, 1).astype(np.float32) * 10 - 5
+    x, scaling = normalise(a, "percentile", low=10, high=90)
+    assert (x == 0).mean() == pytest.approx(0.1, abs=0.01)
+    assert scaling.offset == pytest.approx(-4.0) and scaling.scale == pytest.approx(1 / 8.0)
+
+
+def test_none_keeps_unit_floats_and_divides_integers_by_their_type():
+    x, scaling = normalise(GRAY8, "none")
+    np.testing.assert_allclose(x, GRAY8 / 255.0, atol=1e-6)
+    assert scaling.scale == pytest.approx(1 / 255)
+    x, _ = normalise(SMOOTH, "none")
+    np.testing.assert_allclose(x, SMOOTH, atol=1e-6)
+    with pytest.raises(ImageError, match=r"outside \[0, 1\]"):
+        normalise(SMOOTH * 3 - 1, "none")
+    with pytest.raises(ImageError, match="unknown normalisation"):
+        normalise(SMOOTH, "zscore")
+    with pytest.raises(ImageError, match="NaN"):
+        normalise(np.full((8, 8), np.nan), "minmax")
+
+
+def test_a_constant_image_normalises_to_zeros():
+    x, scaling = normalise(np.full((8, 8), 7.0), "percentile")
+    assert not x.any() and scaling.invert(x).max() == 7.0
+
+
+@pytest.mark.parametrize(
+    ("array", "method"),
+    [(GRAY8, "none"), (GRAY16, "percentile"), (TWELVE_BIT, "percentile"),
+     (SMOOTH, "none"), (SMOOTH * 3 - 1, "percentile"), (GRAY8 > 100, "none")],
+)  # fmt: skip
+def test_suggested_normalisation(array, method):
+    assert suggested_normalisation(array) == method

@@ -14,7 +14,7 @@ from skimage.util import img_as_float32
 
 from deq_explorer.errors import LayerError
 
-__all__ = ["LayerData", "LayerError", "from_layer_data", "to_layer_data"]
+__all__ = ["LayerData", "LayerError", "from_layer_data", "layer_array", "to_layer_data"]
 
 #: napari's layer data tuple: ``(data, keyword arguments, layer type)``
 LayerData = tuple[Any, dict[str, Any], str]
@@ -32,20 +32,13 @@ def to_layer_data(x: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.moveaxis(x, -3, -1), True
 
 
-def from_layer_data(
-    data: object, rgb: bool, name: str = "layer", *, unit_range: bool = True
-) -> np.ndarray:
-    """A 2-D gray or RGB layer's data -> ``(C, H, W)`` float32 in [0, 1].
-
-    Integer data is scaled by its type's range; float data must already lie in
-    [0, 1] (up to rounding) and be finite. With ``unit_range=False`` float data
-    of any finite range is taken as it is (a backbone's output, an ``init(y)``
-    that overshoots), not clipped.
+def layer_array(data: object, rgb: bool, name: str = "layer") -> np.ndarray:
+    """A 2-D gray or RGB layer's data -> ``(C, H, W)`` as it is (its own dtype and values).
 
     Raises
     ------
     LayerError
-        For data that is not one 2-D image, not finite, or out of range.
+        For data that is not one real-valued 2-D image of at least 8×8.
     """
     arr = np.asarray(data)
     if rgb:
@@ -65,6 +58,25 @@ def from_layer_data(
         raise LayerError(f"layer {name!r} has {arr.dtype} pixels; expected numbers")
     if np.iscomplexobj(arr):
         raise LayerError(f"layer {name!r} is complex; pick a real image layer")
+    return arr
+
+
+def from_layer_data(
+    data: object, rgb: bool, name: str = "layer", *, unit_range: bool = True
+) -> np.ndarray:
+    """A 2-D gray or RGB layer's data -> ``(C, H, W)`` float32 in [0, 1].
+
+    Integer data is scaled by its type's range; float data must already lie in
+    [0, 1] (up to rounding) and be finite. With ``unit_range=False`` float data
+    of any finite range is taken as it is (a backbone's output, an ``init(y)``
+    that overshoots), not clipped.
+
+    Raises
+    ------
+    LayerError
+        For data that is not one 2-D image, not finite, or out of range.
+    """
+    arr = layer_array(data, rgb, name)
     if np.issubdtype(arr.dtype, np.integer):
         return np.ascontiguousarray(img_as_float32(arr))
     arr = arr.astype(np.float32)
@@ -75,6 +87,6 @@ def from_layer_data(
     if arr.min() < -1e-3 or arr.max() > 1 + 1e-3:
         raise LayerError(
             f"layer {name!r} has values in [{arr.min():.3g}, {arr.max():.3g}]; "
-            "float images must lie in [0, 1] (rescale the layer first)"
+            "float images must lie in [0, 1] (rescale the layer, or choose a normalisation)"
         )
     return np.ascontiguousarray(np.clip(arr, 0.0, 1.0))

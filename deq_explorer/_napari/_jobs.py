@@ -20,6 +20,7 @@ from deq_explorer import api, metrics, training
 from deq_explorer._napari._convert import LayerData
 from deq_explorer._napari._problems import Placement, problem_layers
 from deq_explorer.fixedpoint.base import Iterate
+from deq_explorer.images import Scaling
 
 __all__ = [
     "Frame",
@@ -113,7 +114,7 @@ class Simulated:
 
 
 def problem_job(
-    make: Callable[[], api.Problem],
+    make: Callable[[], tuple[api.Problem, Scaling]],
     recipe: dict[str, Any],
     name: str,
     placed: Placement,
@@ -121,14 +122,17 @@ def problem_job(
     *,
     stop: Callable[[], bool],
 ) -> Iterator[Simulated]:
-    """Make the problem (``api.simulate`` or ``api.from_measurement``) and its layers' data.
+    """Make the problem (:func:`~deq_explorer._napari._problems.make_problem`) and its layers.
 
-    ``stop`` is not polled: the simulation is one call. See
+    ``make`` gives the problem and the scaling that normalised its image; the scaling goes
+    into the measurement's recipe (``recipe["scaling"]``), so results can be mapped back
+    to the raw units. ``stop`` is not polled: the simulation is one call. See
     :func:`~deq_explorer._napari._problems.problem_layers` for ``recipe``, ``name`` and
     ``placed``.
     """
     torch.set_grad_enabled(False)
-    problem = make()
+    problem, scaling = make()
+    recipe = {**recipe, "scaling": scaling.as_dict()}
     yield Simulated(problem, problem_layers(problem, recipe, name, placed, measured=measured))
 
 

@@ -17,9 +17,9 @@ import torch
 from napari.layers import Image, Layer
 
 from deq_explorer import api
-from deq_explorer._napari._convert import LayerData, from_layer_data, to_layer_data
-from deq_explorer.errors import LayerError
-from deq_explorer.images import load_image, load_measurement
+from deq_explorer._napari._convert import LayerData, layer_array, to_layer_data
+from deq_explorer.errors import ImageError, LayerError
+from deq_explorer.images import Scaling, load_image, load_measurement, normalise, to_gray
 from deq_explorer.operators.masks import centered
 
 __all__ = [
@@ -28,7 +28,10 @@ __all__ = [
     "display",
     "file_recipe",
     "is_measurement",
+    "layer_image",
+    "make_problem",
     "measurement_recipe",
+    "panel_words",
     "placements",
     "problem_layers",
     "problem_name",
@@ -93,31 +96,79 @@ def problem_of(layer: Layer, layers: Any) -> api.Problem:
         _live[layer] = problem
         return problem
     source = recipe["image"]
-    if recipe.get("measured"):
-        name = source.removeprefix("layer:")
-        if name not in layers:
-            raise LayerError(f"the measured layer {name!r} of {layer.name!r} is gone")
-        y = from_layer_data(layers[name].data, layers[name].rgb, name)
-        problem = api.from_measurement(y, recipe["operator"], device=recipe.get("device", "auto"))
-        _live[layer] = problem
-        return problem
     if source.startswith("layer:"):
         name = source.removeprefix("layer:")
         if name not in layers or not isinstance(layers[name], Image):
-            raise LayerError(f"the ground-truth layer {name!r} of {layer.name!r} is gone")
-        image = from_layer_data(layers[name].data, layers[name].rgb, name)
+            what = "measured" if recipe.get("measured") else "ground-truth"
+            raise LayerError(f"the {what} layer {name!r} of {layer.name!r} is gone")
+        problem, _ = make_problem(layer_array(layers[name].data, layers[name].rgb, name),
+                                  recipe, name)  # fmt: skip
     else:
-        image = load_image(source)
-    problem = api.simulate(
+        problem = _simulate(load_image(source), recipe)
+    _live[layer] = problem
+    return problem
+
+
+#: the CLI's hints in core messages -> the Problem panel's controls that do the same
+_PANEL_WORDS = (
+    ("crop=True, or --crop on the CLI", "tick 'crop to fit' in the Problem panel"),
+    ("--gray on the CLI, deq_explorer.images.to_gray in Python",
+     "tick 'to gray' in the Problem panel"),
+    ("--gray on the CLI", "tick 'to gray' in the Problem panel"),
+    ("normalise them (percentile or min–max)",
+     "choose 'normalise' ▸ percentile or min–max in the Problem panel"),
+)  # fmt: skip
+
+
+def panel_words(message: str) -> str:
+    """A core error message with its CLI hints put as the Problem panel's controls."""
+    for cli, panel in _PANEL_WORDS:
+        message = message.replace(cli, panel)
+    return message
+
+
+def layer_image(raw: np.ndarray, recipe: dict[str, Any], name: str) -> tuple[np.ndarray, Scaling]:
+    """A layer's raw ``(C, H, W)`` pixels as the recipe's image in [0, 1], and their scaling.
+
+    ``recipe["normalise"]`` (default ``"none"``) is the method of
+    :func:`~deq_explorer.images.normalise`; ``recipe["gray"]`` turns RGB into gray.
+
+    Raises
+    ------
+    LayerError
+        Values the method cannot take (floats outside [0, 1] without normalisation ...).
+    """
+    try:
+        image, scaling = normalise(raw, recipe.get("normalise", "none"))
+    except ImageError as exc:
+        raise LayerError(panel_words(f"layer {name!r}: {exc}")) from None
+    return (to_gray(image) if recipe.get("gray") else image), scaling
+
+
+def make_problem(raw: np.ndarray, recipe: dict[str, Any], name: str) -> tuple[api.Problem, Scaling]:
+    """The problem a recipe makes from a layer's raw pixels (``layer_array``), and their scaling.
+
+    A simulation (``api.simulate``, cropped to fit with ``recipe["crop"]``), or with
+    ``recipe["measured"]`` the layer taken as the measurement (``api.from_measurement``).
+    """
+    image, scaling = layer_image(raw, recipe, name)
+    if recipe.get("measured"):
+        device = recipe.get("device", "auto")
+        return api.from_measurement(image, recipe["operator"], device=device), scaling
+    return _simulate(image, recipe), scaling
+
+
+def _simulate(image: np.ndarray, recipe: dict[str, Any]) -> api.Problem:
+    """``api.simulate`` of ``image`` as the recipe says (cropped to fit with ``"crop"``)."""
+    return api.simulate(
         image,
         recipe["operator"],
         noise=float(recipe["noise"]),
         seed=int(recipe["seed"]),
         solve_operator=recipe.get("solve_operator"),
         device=recipe.get("device", "auto"),
+        crop=bool(recipe.get("crop", False)),
     )
-    _live[layer] = problem
-    return problem
 
 
 def file_recipe(

@@ -75,6 +75,9 @@ class Runner(QObject):
         Called in the GUI thread once the job has ended (after the last batch).
     interval_ms : int
         Shortest time between two ``on_batch`` calls.
+    on_shutdown : callable, optional
+        Called (in any thread, touching no Qt object) when a running job is shut down
+        without ``on_done``: its dock or the viewer was closed.
     """
 
     def __init__(
@@ -83,9 +86,10 @@ class Runner(QObject):
         on_batch: Callable[[list[Any]], None],
         on_done: Callable[[], None],
         interval_ms: int = 40,
+        on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(owner)
-        self._on_batch, self._on_done = on_batch, on_done
+        self._on_batch, self._on_done, self._on_shutdown = on_batch, on_done, on_shutdown
         self._pending: list[Any] = []
         self._worker: GeneratorWorker | None = None
         self._stop = threading.Event()
@@ -159,6 +163,8 @@ class Runner(QObject):
         if worker.is_paused:
             worker.resume()
         self._done.wait(timeout)
+        if self._on_shutdown is not None:
+            self._on_shutdown()
 
     def wait(self, timeout: float = 30.0) -> bool:
         """Block until the job's generator has ended (for scripts and tests)."""

@@ -13,16 +13,20 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from deq_explorer import api
 from deq_explorer._napari import _problems
-from deq_explorer._napari._convert import from_layer_data
+from deq_explorer._napari._convert import layer_array
 from deq_explorer._napari._jobs import Simulated, problem_job
 from deq_explorer._napari._runner import Failed, Runner
 from deq_explorer._napari._widgets import ProgressBar, SpecPicker, device_choices, image_layers
+from deq_explorer.images import Scaling, suggested_normalisation
 from deq_explorer.registry import operators
 
 if TYPE_CHECKING:
     import napari
 
 __all__ = ["ProblemPanel"]
+
+#: the "normalise" choices: (label, method of ``images.normalise``)
+NORMALISE = [("none", "none"), ("min–max", "minmax"), ("percentile 0.5–99.5", "percentile")]
 
 
 class ProblemPanel(QWidget):
@@ -34,6 +38,15 @@ class ProblemPanel(QWidget):
     ``y · deblur · camera``) and placed over the ground truth (a ×3 SR measurement at
     scale 3). With "the layer is a measurement", the chosen layer is taken as ``y`` for
     the operator (``api.from_measurement``) and no ground-truth metrics exist.
+
+    Real data: "normalise" maps the layer's values to [0, 1] (percentile: the 0.5 and
+    99.5 percentiles become 0 and 1; min–max; none: integers divided by their type's
+    maximum, floats taken as they are and refused outside [0, 1]). Choosing a layer
+    suggests a method: percentile for integers wider than 8 bits (12-bit data in uint16)
+    and for floats outside [0, 1], none otherwise. The scaling is shown in the status and
+    kept in the measurement's recipe (``"scaling"``: ``offset``, ``scale``; raw =
+    x / scale + offset), which results carry along. "to gray" turns an RGB layer into
+    gray; "crop to fit" crops the image to the size multiple the operator needs (×3 SR).
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -47,6 +60,13 @@ class ProblemPanel(QWidget):
         self.solve_operator = SpecPicker("solve with", operators, "mri")
         self.solve_operator.visible = False
         self.is_measurement = CheckBox(text="the layer is a measurement (no ground truth)")
+        self.normalise = ComboBox(label="normalise", choices=NORMALISE, value="none")
+        self.normalise.tooltip = (
+            "how the layer's values become [0, 1]; suggested per layer: percentile for "
+            "integers beyond 8 bits and floats outside [0, 1], none otherwise"
+        )
+        self.gray = CheckBox(text="to gray (RGB layers)")
+        self.crop = CheckBox(text="crop to fit (the size the operator needs, e.g. ×3 SR)")
         self.device = ComboBox(label="device", choices=device_choices())
         self.simulate_button = PushButton(text="Simulate")
         self.form = Container(
@@ -58,6 +78,9 @@ class ProblemPanel(QWidget):
                 self.mismatch,
                 self.solve_operator,
                 self.is_measurement,
+                self.normalise,
+                self.gray,
+                self.crop,
                 self.device,
                 self.simulate_button,
             ]
@@ -70,6 +93,8 @@ class ProblemPanel(QWidget):
         self.mismatch.changed.connect(lambda on: setattr(self.solve_operator, "visible", on))
         self.is_measurement.changed.connect(self._measurement_mode)
         self.simulate_button.changed.connect(self.simulate)
+        self.image.changed.connect(self._suggest_normalisation)
+        self._suggest_normalisation(self.image.value)
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
         layout.addWidget(self.progress)
@@ -88,8 +113,15 @@ class ProblemPanel(QWidget):
         """Refresh the layer and registry choices (napari calls this on layer changes)."""
         self.form.reset_choices()
 
+    def _suggest_normalisation(self, layer: Layer | None) -> None:
+        if isinstance(layer, Image):
+            try:
+                self.normalise.value = suggested_normalisation(layer.data)
+            except ValueError:  # not numbers: Simulate says so
+                pass
+
     def _measurement_mode(self, on: bool) -> None:
-        for w in (self.noise, self.seed, self.mismatch):
+        for w in (self.noise, self.seed, self.mismatch, self.crop):
             w.enabled = not on
         self.simulate_button.text = "Use as measurement" if on else "Simulate"
 
@@ -112,8 +144,9 @@ class ProblemPanel(QWidget):
         try:
             make, recipe = self._problem(layer)
         except ValueError as exc:
-            show_error(f"Simulate: {exc}")
-            self.status.setText(f"not simulated: {exc}")
+            message = _problems.panel_words(str(exc))
+            show_error(f"Simulate: {message}")
+            self.status.setText(f"not simulated: {message}")
             return False
         name = _problems.problem_name(recipe["operator"], layer.name, recipe["solve_operator"])
         placed = (tuple(layer.scale[-2:]), tuple(layer.translate[-2:]))
@@ -131,8 +164,9 @@ class ProblemPanel(QWidget):
     def _on_result(self, batch: list[Any]) -> None:
         for message in batch:
             if isinstance(message, Failed):
-                show_error(f"Simulate: {message.message}")
-                self.status.setText(f"not simulated: {message.message}")
+                text = _problems.panel_words(message.message)
+                show_error(f"Simulate: {text}")
+                self.status.setText(f"not simulated: {text}")
             elif isinstance(message, Simulated):
                 names = [kwargs["name"] for _, kwargs, _ in message.layers]
                 names = _problems.unique_names(self.viewer.layers, names)
@@ -159,40 +193,37 @@ class ProblemPanel(QWidget):
             self.measurement = layer
             _problems.attach(layer, self._made)
             self.viewer.layers.selection.active = layer
-            self.status.setText(f"added {layer.name!r}")
             recipe = _problems.recipe_of(layer)
+            scaling = Scaling(**recipe["scaling"])
+            self.status.setText(f"added {layer.name!r} · normalised {scaling.describe()}")
             show_info(f"Simulated {recipe['operator']} (noise σ = {recipe['noise']:g}).")
         self._next.start()
 
     def _problem(self, layer: Image) -> tuple[Any, dict[str, Any]]:
         """The core call that makes the problem (not made yet) and its recipe."""
-        image = from_layer_data(layer.data, layer.rgb, layer.name)
+        raw = layer_array(layer.data, layer.rgb, layer.name)
         device = self.device.value
+        prepared = {
+            "normalise": self.normalise.value,
+            "gray": bool(self.gray.value and raw.shape[0] == 3),
+            "crop": bool(self.crop.value),
+        }
         if self.is_measurement.value:
-            make = partial(api.from_measurement, image, self.operator.spec, device=device)
             recipe = _problems.measurement_recipe(
                 f"layer:{layer.name}", self.operator.spec, 0.0, 0, None, device
             )
-            recipe["measured"] = True
+            recipe.update(prepared, crop=False, measured=True)
             recipe["provenance"] = f"the layer {layer.name!r}, measured by {self.operator.spec}"
-            return make, recipe
-        solve_spec = self.solve_operator.spec if self.mismatch.value else None
-        make = partial(
-            api.simulate,
-            image,
-            self.operator.spec,
-            noise=self.noise.value,
-            seed=self.seed.value,
-            solve_operator=solve_spec,
-            device=device,
-        )
-        recipe = _problems.measurement_recipe(
-            f"layer:{layer.name}",
-            self.operator.spec,
-            self.noise.value,
-            self.seed.value,
-            solve_spec,
-            device,
-        )
-        recipe["provenance"] = f"{recipe['operator']} applied to {layer.name!r}"
-        return make, recipe
+        else:
+            solve_spec = self.solve_operator.spec if self.mismatch.value else None
+            recipe = _problems.measurement_recipe(
+                f"layer:{layer.name}",
+                self.operator.spec,
+                self.noise.value,
+                self.seed.value,
+                solve_spec,
+                device,
+            )
+            recipe.update(prepared)
+            recipe["provenance"] = f"{recipe['operator']} applied to {layer.name!r}"
+        return partial(_problems.make_problem, raw, recipe, layer.name), recipe

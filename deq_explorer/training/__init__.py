@@ -21,7 +21,7 @@ from deq_explorer.training.events import (
     TrainEvent,
     ValEvent,
 )
-from deq_explorer.training.loop import best_path, train
+from deq_explorer.training.loop import best_path, check_writable, train
 from deq_explorer.training.modes import mode, modes
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "TrainEvent",
     "ValEvent",
     "best_path",
+    "check_writable",
     "load_images",
     "mode",
     "modes",

@@ -67,8 +67,8 @@ from deq_explorer.training.events import (
 from deq_explorer.training.modes import mode
 from deq_explorer.training.tasks import Task, build_task
 
-__all__ = ["ABANDONED_LIMIT", "GROWTH_LIMIT", "best_path", "default_arch", "init_module",
-           "lr_at", "train"]  # fmt: skip
+__all__ = ["ABANDONED_LIMIT", "GROWTH_LIMIT", "best_path", "check_writable", "default_arch",
+           "init_module", "lr_at", "train"]  # fmt: skip
 
 #: weights whose largest magnitude grew by more than this factor over the start have diverged
 GROWTH_LIMIT = 1e3
@@ -179,10 +179,24 @@ def _load_train_state(checkpoint: str, meta: dict[str, Any]) -> tuple[int, dict,
     return int(record["step"]), opt_state, extra
 
 
-def _check_writable(out: Path) -> None:
-    """Refuse a checkpoint path that cannot be written, by writing a probe beside it."""
+def check_writable(out: str | Path, what: str = "out (--out)") -> None:
+    """Refuse a checkpoint path that cannot be written, by writing a probe beside it.
+
+    Parameters
+    ----------
+    out : str or Path
+        The checkpoint to write (``.safetensors``); its folder is made if missing.
+    what : str
+        How the error message names the setting (the CLI flag, a panel's field).
+
+    Raises
+    ------
+    ConfigError
+        A path without ``.safetensors`` or in a folder that cannot be written.
+    """
+    out = Path(out)
     if out.suffix != ".safetensors":
-        raise ConfigError(f"out must end with .safetensors, got {str(out)!r}")
+        raise ConfigError(f"{what} must end with .safetensors, got {str(out)!r}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".probe"):
@@ -190,7 +204,7 @@ def _check_writable(out: Path) -> None:
     except OSError as exc:
         raise ConfigError(
             f"cannot write the checkpoint {str(out)!r} ({exc.strerror or exc}); choose another "
-            "out (--out) in a folder you can write to"
+            f"{what} in a folder you can write to"
         ) from None
 
 
@@ -236,7 +250,7 @@ class _Run:
         self.start_largest = max(_largest(self.task.module), 1e-3)
         self.best_psnr = float(self.metrics.get("best_val_psnr", -math.inf))
         if d.main:
-            _check_writable(Path(config.out))  # before hours of training, not after
+            check_writable(config.out)  # before hours of training, not after
             for path in (Path(config.out), best_path(config.out)):
                 remove_stale(path)  # what a killed writer left beside this run's files
 

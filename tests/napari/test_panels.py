@@ -259,8 +259,31 @@ def test_compare_two_priors(viewer, qtbot, tmp_path):
     assert path.read_text().splitlines()[1].startswith("identity,")
 
 
-def test_train_registers_a_prior_seen_by_reconstruct(viewer, qtbot, tmp_path):
+_ACTIVITY: list = []  # the bars made by the Train panel in a test
+
+
+class _Activity:
+    """Stands in for napari.utils.progress: records its total, updates and closing."""
+
+    def __init__(self, total, desc=""):
+        self.total, self.n, self.closed = total, 0, False
+        _ACTIVITY.append(self)
+
+    def update(self, n=1):
+        self.n += n
+
+    def close(self):
+        self.closed = True
+
+
+def test_train_registers_a_prior_seen_by_reconstruct(viewer, qtbot, tmp_path, monkeypatch):
+    """Also: device and validation cadence reach the config; the activity-dock bar."""
     from skimage.io import imsave
+
+    from deq_explorer._napari import train as train_module
+
+    monkeypatch.setattr(train_module, "progress", _Activity)
+    _ACTIVITY.clear()
 
     rng = np.random.default_rng(0)
     data = tmp_path / "images"
@@ -276,8 +299,16 @@ def test_train_registers_a_prior_seen_by_reconstruct(viewer, qtbot, tmp_path):
     train.batch.value = 2
     train.crop.value = 32
     train.out.value = tmp_path / "tiny.safetensors"
+    train.device.value = "cpu"
+    train.val_every.value = 1
+    config = train.config_from_form()
+    assert (config.device, config.val_every) == ("cpu", 1)
     assert train.start()
+    assert [a.total for a in _ACTIVITY] == [2] and train.activity is _ACTIVITY[0]
     wait_done(qtbot, train, timeout=120_000)
+    bar = _ACTIVITY[0]
+    assert bar.closed and bar.n == 2 and train.activity is None
+    assert train.history["val_step"] == [1, 2]  # every step, as asked
     assert train.registered is not None, train.status.text()
     assert train.history["step"] and train.history["step"][-1] == 2
     assert train.registered in explorer.reconstruct.prior.choice.choices
@@ -285,6 +316,21 @@ def test_train_registers_a_prior_seen_by_reconstruct(viewer, qtbot, tmp_path):
         explorer.compare.prior_list.item(i).text()
         for i in range(explorer.compare.prior_list.count())
     ]
+
+
+def test_train_defaults_and_an_unwritable_checkpoint(viewer, qtbot, tmp_path, notes):
+    """Defaults that finish in minutes on a CPU; a bad checkpoint path stops before any step."""
+    train = dock(viewer, "Train")
+    config = train.config_from_form()
+    assert (config.backward, config.max_iter, config.steps) == ("jfb", 20, 150)
+    assert config.val_every <= config.steps and config.device == "auto"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    train.out.value = blocker / "prior.safetensors"
+    assert not train.start()
+    assert not train.runner.running and train.activity is None
+    assert any(s == "error" and "'checkpoint' path" in m for s, m in notes)
+    assert "not started" in train.status.text() and not train.history
 
 
 def test_bad_input_gives_a_notification_and_the_panel_stays_usable(viewer, qtbot, notes):
@@ -800,3 +846,70 @@ def test_sigma_continuation_from_the_panel(viewer, qtbot):
     wait_done(qtbot, panel)
     assert [f.k for f in panel.frames] == list(range(1, 13)) and panel.last.status == "max_iter"
     assert panel.config.continuation == api.Continuation(0.2, 3)
+
+
+def _gray_problem_panel(viewer, data, name, operator, **kwargs):
+    viewer.add_image(data, name=name, **kwargs)
+    panel = dock(viewer, "Problem")
+    panel.reset_choices()
+    panel.image.value = viewer.layers[name]
+    panel.operator.set_spec(operator)
+    return panel
+
+
+def _failed(qtbot, panel):
+    assert panel.simulate()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=60_000)
+    return panel.status.text()
+
+
+def test_12_bit_data_is_normalised_and_its_psnr_is_honest(viewer, qtbot):
+    from deq_explorer.images import Scaling
+
+    raw = np.round(load_image("sample:phantom")[0, ::4, ::4] * 4000 + 60).astype(np.uint16)
+    panel = _gray_problem_panel(viewer, raw, "12bit", "mri:rate=0.3")
+    assert panel.normalise.value == "percentile"  # suggested for integers beyond 8 bits
+    y = simulated(qtbot, panel)
+    recipe = _problems.recipe_of(y)
+    problem = _problems.problem_of(y, viewer.layers)
+    truth = problem.x_true[0].numpy()
+    assert truth.min() == 0.0 and truth.max() == 1.0  # not near-black (÷ 65535: max 0.06)
+    scaling = Scaling(**recipe["scaling"])
+    assert scaling.method == "percentile" and "percentile" in panel.status.text()
+    inside = (truth > 0) & (truth < 1)
+    np.testing.assert_allclose(scaling.invert(truth)[inside], raw[None][inside], atol=0.05)
+    assert metrics.psnr(problem.x_init(), problem.x_true) < 40  # the normalised truth: not 48 dB
+    del _problems._live[y]  # rebuilt from the recipe: the same normalised truth
+    again = _problems.problem_of(y, viewer.layers).x_true[0].numpy()
+    np.testing.assert_array_equal(again, truth)
+
+
+def test_floats_outside_the_unit_range_need_a_normalisation(viewer, qtbot):
+    data = load_image("sample:phantom")[0, ::4, ::4] * 3.0 - 1.0
+    panel = _gray_problem_panel(viewer, data, "wide", "mri:rate=0.3")
+    assert panel.normalise.value == "percentile"
+    panel.normalise.value = "none"
+    layers = list(viewer.layers)
+    text = _failed(qtbot, panel)
+    assert text.startswith("not simulated:") and "'normalise'" in text and "--" not in text
+    assert list(viewer.layers) == layers
+    panel.normalise.value = "minmax"
+    truth = _problems.problem_of(simulated(qtbot, panel), viewer.layers).x_true[0].numpy()
+    np.testing.assert_allclose(truth, (data[None] + 1.0) / 3.0, atol=1e-5)
+
+
+def test_rgb_to_gray_and_sr_crop_to_fit(viewer, qtbot):
+    rgb = load_image("sample:astronaut")[:, ::8, ::8].transpose(1, 2, 0)  # 64² RGB in [0, 1]
+    panel = _gray_problem_panel(viewer, rgb, "rgb", "mri:rate=0.3", rgb=True)
+    text = _failed(qtbot, panel)
+    assert "'to gray'" in text and "--gray" not in text
+    panel.gray.value = True
+    problem = _problems.problem_of(simulated(qtbot, panel), viewer.layers)
+    assert problem.x_true.shape == (1, 1, 64, 64)
+    panel.gray.value = False
+    panel.operator.set_spec("sr-bicubic:scale=3")
+    text = _failed(qtbot, panel)
+    assert "'crop to fit'" in text and "--crop" not in text
+    panel.crop.value = True
+    problem = _problems.problem_of(simulated(qtbot, panel), viewer.layers)
+    assert problem.x_true.shape == (1, 3, 63, 63)
