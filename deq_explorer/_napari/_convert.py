@@ -7,6 +7,7 @@ pixel types; they do no image maths.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,14 @@ from skimage.util import img_as_float32
 
 from deq_explorer.errors import LayerError
 
-__all__ = ["LayerData", "LayerError", "from_layer_data", "layer_array", "to_layer_data"]
+__all__ = [
+    "LayerData",
+    "LayerError",
+    "from_layer_data",
+    "layer_array",
+    "shown_slice",
+    "to_layer_data",
+]
 
 #: napari's layer data tuple: ``(data, keyword arguments, layer type)``
 LayerData = tuple[Any, dict[str, Any], str]
@@ -32,15 +40,20 @@ def to_layer_data(x: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.moveaxis(x, -3, -1), True
 
 
-def layer_array(data: object, rgb: bool, name: str = "layer") -> np.ndarray:
+def layer_array(
+    data: object, rgb: bool, name: str = "layer", index: tuple[int, ...] = ()
+) -> np.ndarray:
     """A 2-D gray or RGB layer's data -> ``(C, H, W)`` as it is (its own dtype and values).
+
+    ``index`` picks one image of a stack or volume (its leading axes, e.g. the slice
+    napari shows, :func:`shown_slice`).
 
     Raises
     ------
     LayerError
         For data that is not one real-valued 2-D image of at least 8×8.
     """
-    arr = np.asarray(data)
+    arr = np.asarray(data[tuple(index)] if index else data)
     if rgb:
         if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
             raise LayerError(f"layer {name!r}: expected (H, W, 3) RGB data, got {arr.shape}")
@@ -59,6 +72,19 @@ def layer_array(data: object, rgb: bool, name: str = "layer") -> np.ndarray:
     if np.iscomplexobj(arr):
         raise LayerError(f"layer {name!r} is complex; pick a real image layer")
     return arr
+
+
+def shown_slice(layer: Any, point: Sequence[float]) -> tuple[int, ...]:
+    """The leading-axis indices of the image of ``layer`` napari shows at world ``point``
+    (``()`` for a single 2-D image)."""
+    lead = layer.ndim - (3 if layer.rgb else 2)
+    if lead <= 0:
+        return ()
+    coords = layer.world_to_data(point)[:lead]
+    shape = np.shape(layer.data)[:lead]
+    return tuple(
+        int(np.clip(round(float(c)), 0, n - 1)) for c, n in zip(coords, shape, strict=True)
+    )
 
 
 def from_layer_data(

@@ -101,8 +101,9 @@ def problem_of(layer: Layer, layers: Any) -> api.Problem:
         if name not in layers or not isinstance(layers[name], Image):
             what = "measured" if recipe.get("measured") else "ground-truth"
             raise LayerError(f"the {what} layer {name!r} of {layer.name!r} is gone")
-        problem, _ = make_problem(layer_array(layers[name].data, layers[name].rgb, name),
-                                  recipe, name)  # fmt: skip
+        index = tuple(recipe.get("slice") or ())
+        raw = layer_array(layers[name].data, layers[name].rgb, name, index)
+        problem, _ = make_problem(raw, recipe, name)
     else:
         problem = _simulate(load_image(source), recipe)
     _live[layer] = problem

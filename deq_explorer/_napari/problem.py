@@ -13,7 +13,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from deq_explorer import api
 from deq_explorer._napari import _problems
-from deq_explorer._napari._convert import layer_array
+from deq_explorer._napari._convert import layer_array, shown_slice
 from deq_explorer._napari._jobs import Simulated, problem_job
 from deq_explorer._napari._runner import Failed, Runner
 from deq_explorer._napari._widgets import ProgressBar, SpecPicker, device_choices, image_layers
@@ -201,12 +201,14 @@ class ProblemPanel(QWidget):
 
     def _problem(self, layer: Image) -> tuple[Any, dict[str, Any]]:
         """The core call that makes the problem (not made yet) and its recipe."""
-        raw = layer_array(layer.data, layer.rgb, layer.name)
+        index = shown_slice(layer, self.viewer.dims.point)  # a stack: the slice on screen
+        raw = layer_array(layer.data, layer.rgb, layer.name, index)
         device = self.device.value
         prepared = {
             "normalise": self.normalise.value,
             "gray": bool(self.gray.value and raw.shape[0] == 3),
             "crop": bool(self.crop.value),
+            "slice": list(index),
         }
         if self.is_measurement.value:
             recipe = _problems.measurement_recipe(
