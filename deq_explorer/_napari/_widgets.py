@@ -9,7 +9,8 @@ import torch
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
 from napari.layers import Image, Layer
 from psygnal import Signal
-from qtpy.QtCore import QSize
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import QProgressBar, QSizePolicy, QStyle, QStyleOptionFrame
 
 from deq_explorer import api
@@ -24,6 +25,7 @@ __all__ = [
     "image_layers",
     "layer_by_name",
     "on_priors_changed",
+    "shortcut",
 ]
 
 
@@ -184,6 +186,15 @@ class SolveForm:
             self.accel.set_spec(trained["accel"])
         if "tol" in trained:
             self.tol.value = trained["tol"]
+
+
+def shortcut(panel: Any, keys: str, slot: Callable[[], Any]) -> QShortcut:
+    """``keys`` call ``slot`` while the focus is inside ``panel`` (so that two docked panels
+    can use the same keys: the one being worked in answers)."""
+    sc = QShortcut(QKeySequence(keys), panel)
+    sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+    sc.activated.connect(slot)
+    return sc
 
 
 class ProgressBar(QProgressBar):

@@ -37,6 +37,7 @@ from deq_explorer._napari._widgets import (
     SolveForm,
     image_layers,
     on_priors_changed,
+    shortcut,
 )
 from deq_explorer.registry import priors
 
@@ -45,16 +46,17 @@ if TYPE_CHECKING:
 
 __all__ = ["COLUMNS", "ComparePanel"]
 
+#: the table's columns: what is compared first, so that it shows without scrolling
 COLUMNS = (
     "prior",
-    "solver",
-    "accel",
-    "status",
-    "iterations",
     "PSNR",
     "SSIM",
+    "status",
+    "iterations",
     "consistency",
     "seconds",
+    "solver",
+    "accel",
 )
 CURVES = (
     Axis(key="residual", label="rel. residual", log=True),
@@ -154,6 +156,12 @@ class ComparePanel(QWidget):
         self.model: Comparison | None = None  # the current or last comparison
         self.layers: dict[int, Any] = {}
         self.run_button.clicked.connect(self.run)
+        self.shortcuts = [
+            shortcut(self, "Ctrl+Return", self.run),
+            shortcut(self, "Escape", self.runner.stop),
+        ]
+        self.run_button.setToolTip("Ctrl+Return while the panel has the focus")
+        self.stop_button.setToolTip("Escape while the panel has the focus")
         self.stop_button.clicked.connect(self.runner.stop)
         self.copy_button.clicked.connect(self.copy_table)
         self.save_button.clicked.connect(lambda: self.save_csv())
@@ -292,14 +300,14 @@ class ComparePanel(QWidget):
         c, f = self.model.runs[run].request, self.model.runs[run].last
         return (
             self.model.runs[run].label,
-            c.solver,
-            c.accel,
-            f.status,
-            f.k,
             _fmt(f.psnr, ".2f"),
             _fmt(f.ssim, ".4f"),
+            f.status,
+            f.k,
             _fmt(f.consistency, ".3e"),
             _fmt(f.seconds, ".2f"),
+            c.solver,
+            c.accel,
         )
 
     def _on_done(self) -> None:

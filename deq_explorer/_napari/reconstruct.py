@@ -28,6 +28,7 @@ from deq_explorer._napari._widgets import (
     SpecPicker,
     image_layers,
     on_priors_changed,
+    shortcut,
 )
 from deq_explorer.errors import LayerError
 from deq_explorer.priors.checkpoint import register_checkpoint, register_user_priors
@@ -150,6 +151,12 @@ class ReconstructPanel(QWidget):
         self._plotted = 0.0
 
         self.run_button.clicked.connect(self.run)
+        self.shortcuts = [
+            shortcut(self, "Ctrl+Return", self.run),
+            shortcut(self, "Escape", self.stop),
+        ]
+        self.run_button.setToolTip("Ctrl+Return while the panel has the focus")
+        self.stop_button.setToolTip("Escape while the panel has the focus")
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop)
         self.save_button.clicked.connect(lambda: self.save_run())
@@ -290,8 +297,9 @@ class ReconstructPanel(QWidget):
             request = self.solve_form.request(self.prior.spec, w=self._start(problem))
             warning = api.check_cost(problem, request.prior, request.max_iter)
         except ValueError as exc:
-            show_error(f"Run: {exc}")
-            self.status.setText(f"not started: {exc}")  # not the last run's text
+            said = _problems.panel_words(str(exc))  # the panels' controls, not CLI flags
+            show_error(f"Run: {said}")
+            self.status.setText(f"not started: {said}")  # not the last run's text
             return False
         if warning:
             show_warning(f"{warning}. Stop ends it at any time.")

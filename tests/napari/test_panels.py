@@ -8,6 +8,7 @@ import pytest
 napari = pytest.importorskip("napari")
 
 from napari.utils.notifications import notification_manager  # noqa: E402
+from qtpy.QtCore import Qt  # noqa: E402
 
 from deq_explorer import api, metrics  # noqa: E402
 from deq_explorer._napari import _problems  # noqa: E402
@@ -250,7 +251,8 @@ def test_compare_two_priors(viewer, qtbot, tmp_path):
     assert all(layer.name_overlay.visible for layer in panel.layers.values())
     rows = panel.table_rows()
     assert rows[0][0] == "prior" and [r[0] for r in rows[1:]] == ["identity", "tv"]
-    psnr = {r[0]: float(r[5]) for r in rows[1:]}
+    assert rows[0][:3] == ["prior", "PSNR", "SSIM"]  # what is compared shows first
+    psnr = {r[0]: float(r[1]) for r in rows[1:]}
     for run, name in enumerate(["identity", "tv"]):
         assert psnr[name] == pytest.approx(panel.frames[run][-1].psnr, abs=0.01)
     assert set(panel.plot.lines) == {"identity", "tv"}
@@ -944,3 +946,22 @@ def test_a_volume_simulates_from_the_slice_on_screen(viewer, qtbot):
     assert panel.run()
     wait_done(qtbot, panel)
     assert panel.last.k == 5 and panel.last.psnr > metrics.psnr(made.x_init(), made.x_true)
+
+
+def test_keyboard_shortcuts_run_and_stop_the_panel_in_focus(viewer, qtbot):
+    _, y = small_problem(viewer, qtbot, operator="deblur:sigma=1.0")
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.max_iter.value = 100_000
+    panel.tol.value = 0.0
+    run, stop = panel.shortcuts
+    assert run.key().toString() == "Ctrl+Return" and stop.key().toString() == "Esc"
+    assert run.context() == stop.context() == Qt.ShortcutContext.WidgetWithChildrenShortcut
+    run.activated.emit()
+    assert panel.runner.running
+    stop.activated.emit()
+    wait_done(qtbot, panel)
+    assert panel.last.status == "stopped"
+    compare = dock(viewer, "Compare")
+    assert [s.key().toString() for s in compare.shortcuts] == ["Ctrl+Return", "Esc"]
