@@ -563,10 +563,14 @@ class Request:
         )
         return dataclasses.replace(self, **chosen)
 
+    @property
+    def label(self) -> str:
+        """The prior's spec, or the name of a :class:`Prior` object."""
+        return self.prior if isinstance(self.prior, str) else self.prior.name
+
     def config(self) -> dict[str, Any]:
         """JSON-ready description: the prior's spec or name and the solve settings."""
-        prior = self.prior if isinstance(self.prior, str) else self.prior.name
-        return {"prior": prior, "solver": self.solver, "accel": self.accel,
+        return {"prior": self.label, "solver": self.solver, "accel": self.accel,
                 "max_iter": int(self.max_iter), "tol": self.tol, "stop_on": self.stop_on,
                 "continuation": None if self.continuation is None else dataclasses.asdict(
                     self.continuation)}  # fmt: skip
@@ -666,7 +670,8 @@ def spectral_radius(
 
     Below 1, ``T`` is locally contractive there (plain iteration converges near
     it); model cards report it for the learned priors. The solve is given as to
-    :func:`reconstruct`; ``iters`` power iterations from a seeded start.
+    :func:`reconstruct` (a ``continuation`` is not run: the map is the prior's own σ);
+    ``iters`` power iterations from a seeded start.
     """
     fp_map, accelerator, rule = _prepare(problem, _request(request, options))
     with torch.no_grad():

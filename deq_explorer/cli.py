@@ -318,18 +318,18 @@ def _requests(args: argparse.Namespace, priors: list[str]):
     """One :class:`api.Request` per prior, settled (the CLI's fallback accelerates)."""
     from deq_explorer import api
 
+    continuation = None
+    if args.continuation is not None:
+        start, _, stages = args.continuation.partition(":")
+        try:
+            start, stages = float(start), int(stages or 5)
+        except ValueError:
+            raise InputError(
+                f"--continuation takes START:STAGES such as 0.2:5, got {args.continuation!r}"
+            ) from None
     try:
-        continuation = None
         if args.continuation is not None:
-            start, _, stages = args.continuation.partition(":")
-            try:
-                continuation = api.Continuation(float(start), int(stages or 5))
-            except ValueError as exc:
-                if isinstance(exc, api.RequestError):
-                    raise
-                raise InputError(
-                    f"--continuation takes START:STAGES such as 0.2:5, got {args.continuation!r}"
-                ) from None
+            continuation = api.Continuation(start, stages)
         return [
             api.Request(
                 prior=prior, solver=args.solver, accel=args.accel, max_iter=args.max_iter,
@@ -352,9 +352,12 @@ def _solve(problem, request, args: argparse.Namespace, progress: bool) -> dict[s
     if progress:  # stderr only, on a terminal, never with --json or --quiet
         from tqdm import tqdm
 
-        label = request.prior if isinstance(request.prior, str) else request.prior.name
         bar = tqdm(
-            total=request.max_iter, desc=label, unit="it", delay=PROGRESS_DELAY_S, file=sys.stderr
+            total=request.max_iter,
+            desc=request.label,
+            unit="it",
+            delay=PROGRESS_DELAY_S,
+            file=sys.stderr,
         )
 
     def show(it) -> None:

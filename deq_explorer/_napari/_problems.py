@@ -26,6 +26,7 @@ __all__ = [
     "KEY",
     "attach",
     "display",
+    "file_measurement",
     "file_recipe",
     "is_measurement",
     "layer_image",
@@ -183,6 +184,18 @@ def file_recipe(
     """
     return {"role": "measurement", "file": str(path), "operator": operator,
             "noise": float(noise), "reference": reference, "device": "auto"}  # fmt: skip
+
+
+def file_measurement(
+    path: str, operator: str, noise: float, name: str, reference: str | None = None
+) -> LayerData:
+    """A measurement layer of the file at ``path``: its picture (k-space as log-magnitude)
+    and the :func:`file_recipe` that reads the file again when the layer is solved."""
+    y = load_measurement(path)
+    picture, rgb = to_layer_data(display(torch.from_numpy(y if y.ndim == 3 else y[None])))
+    recipe = file_recipe(str(path), operator, noise, reference)
+    recipe["provenance"] = f"{path}, measured with {operator}"
+    return picture, {"name": name, "rgb": rgb, "metadata": {KEY: recipe}}, "image"
 
 
 def measurement_recipe(

@@ -150,8 +150,7 @@ class Run:
     # -- what the panels show -------------------------------------------------------------
     @property
     def label(self) -> str:
-        prior = self.request.prior
-        return prior if isinstance(prior, str) else prior.name
+        return self.request.label
 
     @property
     def result_name(self) -> str:

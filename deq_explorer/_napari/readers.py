@@ -17,8 +17,8 @@ import torch
 
 from deq_explorer import runs
 from deq_explorer._napari._convert import LayerData, to_layer_data
-from deq_explorer._napari._problems import KEY, display, file_recipe
-from deq_explorer.images import load_measurement, measurement_spec
+from deq_explorer._napari._problems import KEY, display, file_measurement
+from deq_explorer.images import measurement_spec
 from deq_explorer.volumes import axial_stack, is_volume, load_volume
 
 __all__ = ["get_reader", "get_run_reader", "read_measurements", "read_runs"]
@@ -57,21 +57,12 @@ def get_run_reader(path: str | list[str]) -> Callable[[str | list[str]], list[La
     return None
 
 
-def _measurement(path: str, operator: str, noise: float, name: str) -> LayerData:
-    """A measurement layer of the file at ``path``: its picture and the recipe that reads it."""
-    y = load_measurement(path)
-    picture, rgb = to_layer_data(display(torch.from_numpy(y if y.ndim == 3 else y[None])))
-    recipe = file_recipe(path, operator, noise)
-    recipe["provenance"] = f"{path}, measured with {operator}"
-    return picture, {"name": name, "rgb": rgb, "metadata": {KEY: recipe}}, "image"
-
-
 def read_measurements(path: str | list[str]) -> list[LayerData]:
     """One measurement layer per file (``y`` with the ``operator`` it names)."""
     layers = []
     for p in _paths(path):
         spec = measurement_spec(p)
-        layers.append(_measurement(p, spec["operator"], spec["noise"], f"y · {Path(p).stem}"))
+        layers.append(file_measurement(p, spec["operator"], spec["noise"], f"y · {Path(p).stem}"))
     return layers
 
 
@@ -86,7 +77,7 @@ def read_runs(path: str | list[str]) -> list[LayerData]:
         problem = saved.problem
         operator = problem.get("solve_operator") or problem.get("operator")
         if operator:  # a measurement that runs again
-            layers.append(_measurement(p, operator, float(problem.get("noise") or 0.0),
+            layers.append(file_measurement(p, operator, float(problem.get("noise") or 0.0),
                                        f"y · {stem}"))  # fmt: skip
         else:
             y, rgb = to_layer_data(display(torch.from_numpy(saved.y)))

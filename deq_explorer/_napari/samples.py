@@ -7,19 +7,16 @@ scikit-image and matplotlib; nothing is downloaded).
 
 from __future__ import annotations
 
-import torch
-
 from deq_explorer import api
 from deq_explorer._napari._convert import LayerData, to_layer_data
 from deq_explorer._napari._problems import (
     KEY,
-    display,
-    file_recipe,
+    file_measurement,
     measurement_recipe,
     problem_layers,
     problem_name,
 )
-from deq_explorer.images import center_crop, load_image, load_measurement, sample_info, to_gray
+from deq_explorer.images import center_crop, load_image, sample_info, to_gray
 from deq_explorer.sample_data import sample_path
 
 __all__ = [
@@ -73,12 +70,7 @@ def phantom() -> list[LayerData]:
 
 def _measured(file: str, operator: str, noise: float, reference: str | None) -> list[LayerData]:
     """A measurement from ``sample_data/``: its picture, with the recipe that reads the file."""
-    path = sample_path(file)
-    y = load_measurement(path)
-    recipe = file_recipe(str(path), operator, noise, reference)
-    recipe["provenance"] = f"sample_data/{file} (see its README), measured with {operator}"
-    picture = display(torch.as_tensor(y if y.ndim == 3 else y[None]))[0]
-    return [(picture, {"name": f"y · {file}", "metadata": {KEY: recipe}}, "image")]
+    return [file_measurement(str(sample_path(file)), operator, noise, f"y · {file}", reference)]
 
 
 def kspace_measurement() -> list[LayerData]:
