@@ -44,6 +44,7 @@ from deq_explorer.operators.base import LinearOperator
 from deq_explorer.operators.needs import image_needs
 from deq_explorer.priors.base import Prior
 from deq_explorer.registry import (
+    Registry,
     SpecError,
     accelerators,
     format_spec,
@@ -52,8 +53,19 @@ from deq_explorer.registry import (
     priors,
     solvers,
 )
+from deq_explorer.scale import Scale, noise_norm, scale_of
+from deq_explorer.tuning import (
+    METHODS,
+    Candidate,
+    Tuning,
+    minimise,
+    probe,
+    root,
+    sure,
+)
 
 __all__ = [
+    "AUTO",
     "DIVERGE_AT",
     "SOLVE_DEFAULTS",
     "STALL_PATIENCE",
@@ -65,12 +77,15 @@ __all__ = [
     "ProblemError",
     "Request",
     "RequestError",
+    "auto_option",
     "backbone",
     "build_prior",
     "check_cost",
+    "derived_options",
     "estimate_cost",
     "from_measurement",
     "problem_defaults",
+    "problem_scale",
     "reconstruct",
     "resolve_device",
     "run",
@@ -80,6 +95,7 @@ __all__ = [
     "spectral_radius",
     "start_image",
     "trained_settings",
+    "tune",
 ]
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt")
@@ -399,6 +415,9 @@ STALL_PATIENCE = 100
 STOP_ON = tuple(c.value for c in Criterion)
 
 
+#: the value of a prior option that :func:`tune` chooses (``tv:weight=auto``)
+AUTO = "auto"
+
 #: what a solve uses where neither the caller nor the prior's training names a setting
 SOLVE_DEFAULTS: dict[str, Any] = {"solver": "pnp-pgm", "accel": "none", "tol": 1e-4}
 
@@ -433,9 +452,27 @@ def trained_settings(prior: str | Prior) -> dict[str, Any]:
     return settings_of(_prior_metadata(prior))
 
 
+def derived_options(registry: Registry[Any], name: str) -> set[str]:
+    """The options entry ``name`` derives from the problem when a spec leaves them out
+    (its ``metadata["problem_defaults"]``, :func:`problem_defaults`)."""
+    rule = registry.entry(name).metadata.get("problem_defaults") if name in registry else None
+    return set(rule(Scale())) if callable(rule) else set()
+
+
 def settings_of(metadata: dict[str, Any]) -> dict[str, Any]:
-    """The ``solver``, ``accel`` and ``tol`` a checkpoint's metadata records (those present)."""
+    """The ``solver``, ``accel`` and ``tol`` a checkpoint's metadata records (those present).
+
+    Solver options derived from the problem (MCNet's ε, the noise norm) are left out of
+    the solver: the problem being solved gives them, not the one trained on.
+    """
     out = {k: metadata[k] for k in ("solver", "accel") if isinstance(metadata.get(k), str)}
+    if "solver" in out:
+        try:
+            name, given = parse_spec(out["solver"])
+        except SpecError:
+            return out  # the solve reports it
+        derived = derived_options(solvers, name)
+        out["solver"] = format_spec(name, {k: v for k, v in given.items() if k not in derived})
     tol = metadata.get("tol")
     if isinstance(tol, (int, float)) and not isinstance(tol, bool):
         out["tol"] = float(tol)
@@ -608,10 +645,117 @@ def run(
     between iterations.
     """
     request = _request(request, options)
+    if auto_option(request.prior) is not None:
+        return _tuned(problem, request, stop)
     if request.continuation is not None:
         return _stages(problem, request.settled(), stop)
     fp_map, accelerator, rule = _prepare(problem, request)
     return iterate(fp_map, accelerator, rule, reference=problem.x_true, stop=stop)
+
+
+def _tuned(
+    problem: Problem, request: Request, stop: Callable[[], bool] | None
+) -> Iterator[Iterate]:
+    """Tune the ``auto`` option (:func:`tune`), then stream the solve with its value."""
+    tuning = tune(problem, request, stop=stop)
+    yield from run(problem, dataclasses.replace(request, prior=tuning.spec), stop=stop)
+
+
+def auto_option(prior: str | Prior) -> str | None:
+    """The option a prior spec gives as ``auto`` for :func:`tune` (None: none does;
+    several: refused)."""
+    if not isinstance(prior, str) or _checkpoint_path(prior):
+        return None
+    try:
+        _, given = parse_spec(prior)
+    except SpecError:
+        return None  # build_prior reports it
+    autos = [k for k, v in given.items() if v.strip().lower() == AUTO]
+    if len(autos) > 1:
+        raise RequestError("prior", f"only one option can be {AUTO!r}, got {autos}")
+    return autos[0] if autos else None
+
+
+def tune(
+    problem: Problem,
+    request: Request | None = None,
+    /,
+    *,
+    method: str = METHODS[0],
+    stop: Callable[[], bool] | None = None,
+    on_candidate: Callable[[Candidate], None] | None = None,
+    **options: Any,
+) -> Tuning:
+    """Choose the prior option given as ``auto`` (e.g. ``tv:weight=auto``) from the data.
+
+    ``method`` is ``"sure"`` (predicted-risk SURE, two solves per candidate) or
+    ``"discrepancy"`` (one); see :mod:`deq_explorer.tuning`. Every solve is as
+    ``request`` says (its budget, solver and accelerator), warm-started from the
+    nearest candidate before it. The search starts at the value the option takes
+    without ``auto`` (derived from the problem where the prior has a rule,
+    :func:`problem_defaults`). Without noise (``problem.noise == 0``) neither method
+    has anything to go by: that start value is returned and the note says so.
+
+    Returns
+    -------
+    Tuning
+        The value, the prior's spec with it, and every candidate tried.
+    """
+    request = _request(request, options)
+    if method not in METHODS:
+        raise RequestError("method", f"must be one of {', '.join(METHODS)}, got {method!r}")
+    option = auto_option(request.prior)
+    if option is None:
+        raise RequestError("prior", f"no option of {request.prior!r} is {AUTO!r} (e.g. "
+                           f"'tv:weight={AUTO}')")  # fmt: skip
+    name, given = parse_spec(request.prior)
+    rest = {k: v for k, v in given.items() if k != option}
+    if name not in priors or option not in priors.entry(name).options():
+        raise RequestError("prior", f"{name!r} has no option {option!r} to tune")
+    start = priors.options_of(problem_defaults(format_spec(name, rest), problem))[1][option]
+    if isinstance(start, bool) or not isinstance(start, (int, float)) or not start > 0:
+        raise RequestError("prior", f"{name}: option {option!r} must be a positive number to "
+                           f"be tuned, its default is {start!r}")  # fmt: skip
+    start, sigma, op, y = float(start), float(problem.noise), problem.op, problem.y
+
+    def spec(value: float) -> str:
+        return format_spec(name, {**rest, option: f"{value:.6g}"})
+
+    if sigma <= 0:
+        return Tuning(option, start, spec(start), method, (), "no noise: there is nothing to "
+                      "estimate the strength from, the default value is kept")  # fmt: skip
+    solutions: dict[float, Tensor] = {}
+
+    def solve(value: float, data: Problem, w: Tensor | None) -> Solution:
+        return reconstruct(data, dataclasses.replace(request, prior=spec(value), w=w), stop=stop)
+
+    def nearest(value: float) -> Tensor | None:
+        near = min(solutions, key=lambda v: abs(math.log(v / value)), default=None)
+        return request.w if near is None else solutions[near]
+
+    b = probe(op, y, problem.seed + 1)  # independent of the noise (drawn with seed)
+    probed = dataclasses.replace(problem, y=y + sigma * b)
+    norm = noise_norm(op, y, sigma)
+
+    def candidate(value: float) -> Candidate:
+        first = solve(value, problem, nearest(value))
+        solutions[value] = first.x
+        if method == "sure":
+            second = solve(value, probed, first.x)
+            score = sure(op, y, sigma, first.x, second.x, b)
+            iterations = first.iterations + second.iterations
+        else:
+            with torch.no_grad():
+                score = float(torch.linalg.vector_norm(op.A(first.x) - y)) / norm
+            iterations = first.iterations
+        c = Candidate(value, score, iterations)
+        if on_candidate is not None:
+            on_candidate(c)
+        return c
+
+    search = minimise if method == "sure" else root
+    value, candidates, note = search(candidate, start, stop=stop)
+    return Tuning(option, value, spec(value), method, candidates, note)
 
 
 def _with_sigma(prior: str, sigma: float) -> str:
@@ -679,28 +823,35 @@ def spectral_radius(
     return jacobian.spectral_radius(fp_map.T, end.z, iters, torch.Generator().manual_seed(0))
 
 
-def problem_defaults(spec: str | Prior, problem: Problem) -> str | Prior:
-    """``spec`` with the options its prior derives from ``problem`` where the spec leaves them out.
+def problem_scale(problem: Problem) -> Scale:
+    """The facts of ``problem`` its defaults scale with (:mod:`deq_explorer.scale`)."""
+    denoising = parse_spec(problem.solve_operator)[0] == "denoise"
+    return scale_of(problem.op, problem.y, problem.noise, denoising)
 
-    A prior's registry entry may carry ``metadata["problem_defaults"]``, a function of
-    the noise level and whether the problem is denoising that returns option values
-    (TV: its weight, :func:`~deq_explorer.priors.classical.tv_problem_defaults`).
-    Options the spec gives are kept; a :class:`Prior` object or a checkpoint path is
-    returned as it is.
+
+def problem_defaults(
+    spec: str | Prior, problem: Problem, registry: Registry[Any] = priors
+) -> str | Prior:
+    """``spec`` with the options its entry derives from ``problem`` where the spec leaves them out.
+
+    A registry entry (a prior, a solver) may carry ``metadata["problem_defaults"]``, a
+    function of the problem's :class:`~deq_explorer.scale.Scale` that returns option
+    values (TV: its weight, :func:`~deq_explorer.priors.classical.tv_problem_defaults`;
+    a learned prior: its noise input; MCNet: its ε). Options the spec gives are kept; a
+    :class:`Prior` object, a checkpoint path or an ``auto`` option is returned as it is.
     """
     if not isinstance(spec, str):
         return spec
     try:
         name, given = parse_spec(spec)
     except SpecError:
-        return spec  # build_prior reports it
-    if name not in priors:
+        return spec  # the build reports it
+    if name not in registry:
         return spec
-    rule = priors.entry(name).metadata.get("problem_defaults")
+    rule = registry.entry(name).metadata.get("problem_defaults")
     if rule is None:
         return spec
-    denoising = parse_spec(problem.solve_operator)[0] == "denoise"
-    derived = {k: v for k, v in rule(problem.noise, denoising).items() if k not in given}
+    derived = {k: v for k, v in rule(problem_scale(problem)).items() if k not in given}
     if not derived:
         return spec
     extra = ",".join(f"{k}={v:.6g}" for k, v in derived.items())
@@ -715,7 +866,8 @@ def _prepare(problem: Problem, request: Request) -> tuple[FixedPointMap, Acceler
     w = request.w
     if w is not None:
         w = _as_image(w, unit_range=False).to(device=device, dtype=problem.x_init().dtype)
-    fp_map = solvers.build(request.solver, op=problem.op, prior=prior, y=problem.y, w=w)
+    solver = problem_defaults(request.solver, problem, solvers)
+    fp_map = solvers.build(solver, op=problem.op, prior=prior, y=problem.y, w=w)
     rule = StopRule(
         max_iter=int(request.max_iter), tol=float(request.tol), diverge_at=DIVERGE_AT,
         criterion=Criterion(request.stop_on), patience=STALL_PATIENCE,
@@ -771,6 +923,10 @@ def estimate_cost(problem: Problem, prior: str | Prior, memory: int = 5, tile: i
     tile : int
         Side of the tile the prior is timed on.
     """
+    option = auto_option(prior)
+    if option is not None:  # the cost of one solve does not depend on the tuned value
+        name, given = parse_spec(prior)
+        prior = format_spec(name, {k: v for k, v in given.items() if k != option})
     prior_obj = build_prior(prior, device=problem.y.device)
     c, h, w = problem.op.x_shape
     x = torch.rand((1, c, tile, tile), generator=torch.Generator().manual_seed(0))

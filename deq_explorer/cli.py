@@ -135,6 +135,14 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
         help="σ continuation: solve in STAGES warm-started stages with the denoiser's σ going "
         "from START down to its own (e.g. 0.2:5; a prior with a sigma option)",
     )
+    p.add_argument(
+        "--tune",
+        choices=["sure", "discrepancy"],
+        default="sure",
+        help="how a prior option given as 'auto' (e.g. --prior tv:weight=auto) is chosen: "
+        "sure, the smallest SURE estimate of the risk (default), or discrepancy, the residual "
+        "matching the noise (needs --noise > 0)",
+    )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="noise seed")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--gray", action="store_true", help="convert a colour image to gray first")
@@ -366,6 +374,10 @@ def _solve(problem, request, args: argparse.Namespace, progress: bool) -> dict[s
         bar.set_postfix_str(f"residual {it.residual:.2e}{psnr}", refresh=False)
 
     t0 = time.perf_counter()
+    tuning = None
+    if api.auto_option(request.prior) is not None:
+        tuning = _tune(problem, request, args)
+        request = dataclasses.replace(request, prior=tuning.spec)
     try:
         solution = api.reconstruct(problem, request, on_iterate=show if bar else None)
         if bar is not None:
@@ -387,6 +399,7 @@ def _solve(problem, request, args: argparse.Namespace, progress: bool) -> dict[s
         "status": solution.status.value,
         "iterations": solution.iterations,
         "rate": solution.rate,
+        "tuning": None if tuning is None else _tuning_record(tuning),
         "seconds": round(seconds, 4),
         "psnr": history["psnr"][-1],
         "ssim": history["ssim"][-1],
@@ -398,6 +411,31 @@ def _solve(problem, request, args: argparse.Namespace, progress: bool) -> dict[s
         "_x": solution.x,
         "_x0": x0,
     }
+
+
+def _tune(problem, request, args: argparse.Namespace):
+    """Tune the prior's ``auto`` option, each candidate shown on stderr (not with --quiet)."""
+    from deq_explorer import api
+
+    option = api.auto_option(request.prior)
+
+    def note(c) -> None:
+        if not (args.quiet or args.json):
+            print(f"deq-explorer: tuning {option} ({args.tune}): {c.value:.4g} → score "
+                  f"{c.score:.4g} ({c.iterations} iterations)", file=sys.stderr)  # fmt: skip
+
+    try:
+        tuning = api.tune(problem, request, method=args.tune, on_candidate=note)
+    except api.RequestError as exc:
+        raise InputError(f"--prior {exc.reason}") from None
+    if not (args.quiet or args.json):
+        print(f"deq-explorer: {option} = {tuning.value:.4g} ({tuning.note})", file=sys.stderr)
+    return tuning
+
+
+def _tuning_record(tuning) -> dict[str, Any]:
+    """JSON-ready :class:`~deq_explorer.tuning.Tuning`."""
+    return dataclasses.asdict(tuning)
 
 
 def _public(result: dict[str, Any]) -> dict[str, Any]:

@@ -490,10 +490,11 @@ def test_a_solve_running_away_is_reported_diverged_not_at_the_cap(crop48):
 
 def test_tv_weight_follows_the_noise_unless_given(crop48):
     from deq_explorer.priors.classical import tv_problem_defaults
+    from deq_explorer.scale import Scale
 
-    assert tv_problem_defaults(0.05, denoising=True) == {"weight": pytest.approx(0.04)}
-    assert tv_problem_defaults(0.0, denoising=True) == {"weight": 1e-3}
-    assert tv_problem_defaults(0.03, denoising=False) == {"weight": pytest.approx(0.014)}
+    assert tv_problem_defaults(Scale(0.05, denoising=True)) == {"weight": pytest.approx(0.04)}
+    assert tv_problem_defaults(Scale(0.0, denoising=True)) == {"weight": 1e-3}
+    assert tv_problem_defaults(Scale(0.03)) == {"weight": pytest.approx(0.014)}
     sr = api.simulate(crop48, "sr:scale=2", noise=0.01)
     assert api.problem_defaults("tv", sr) == "tv:weight=0.006"
     assert api.problem_defaults("tv:iters=20", sr) == "tv:iters=20,weight=0.006"

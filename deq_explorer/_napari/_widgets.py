@@ -63,8 +63,7 @@ def options_text(registry: Registry[Any], name: str) -> str:
         entry = registry.entry(name)
     except ValueError:
         return ""
-    rule = entry.metadata.get("problem_defaults")
-    derived = set(rule(0.0, False)) if callable(rule) else set()
+    derived = api.derived_options(registry, name)
     return ",".join(f"{k}={v}" for k, v in entry.options().items() if k not in derived)
 
 

@@ -18,6 +18,7 @@ from deq_explorer.fixedpoint.base import FixedPointMap
 from deq_explorer.operators.base import LinearOperator
 from deq_explorer.priors.base import Prior
 from deq_explorer.registry import solvers
+from deq_explorer.scale import Scale
 
 __all__ = ["mcnet_admm", "mcnet_layer", "pnp_admm"]
 
@@ -73,7 +74,16 @@ def pnp_admm(
     return _stacked(start(op, y, w, "pnp-admm"), C, op, y, T, "pnp-admm")
 
 
-@solvers.register("mcnet-admm", metadata={"takes_start": True})  # w: the backbone output
+def mcnet_problem_defaults(scale: Scale) -> dict[str, float]:
+    """MCNet's ε: the expected noise norm ``σ√m``, so the constraint keeps what the noise
+    allows (ε = 0, exact consistency, amplifies noise where ``A`` is ill-conditioned)."""
+    return {"eps": scale.noise_norm}
+
+
+@solvers.register(
+    "mcnet-admm", metadata={"takes_start": True,  # w: the backbone output
+                            "problem_defaults": mcnet_problem_defaults},
+)  # fmt: skip
 def mcnet_admm(
     op: LinearOperator,
     prior: Prior,

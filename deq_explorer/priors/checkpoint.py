@@ -35,7 +35,7 @@ import os
 import pickle
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -51,6 +51,7 @@ from deq_explorer.errors import CheckpointError
 from deq_explorer.priors.base import DenoiserPrior
 from deq_explorer.priors.nets import architecture_of, architectures, build_net
 from deq_explorer.registry import priors as prior_registry
+from deq_explorer.scale import Scale
 
 __all__ = [
     "BACKBONE_DIR",
@@ -514,6 +515,43 @@ def load_backbone(spec: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return module, metadata
 
 
+#: the noise-input floor of :func:`sigma_rule`: what a denoiser prior needs without noise
+SIGMA_FLOOR = 0.003
+
+
+def sigma_rule(metadata: dict[str, Any], default: float) -> Callable[[Scale], dict] | None:
+    """The noise input σ_in a solve gives a denoiser prior, from the problem's noise σ.
+
+    An AWGN denoiser (mode ``awgn``): ``1.2σ`` for denoising (at least
+    :data:`SIGMA_FLOOR`), else ``σ + SIGMA_FLOOR``: a little more than the noise,
+    and the floor regularising what the operator does not measure. A prior trained
+    in a solve at noise ``σ_t`` with input ``s_t`` (its ``default``) keeps that ratio:
+    ``s_t · (σ + floor) / (σ_t + floor)``, which is ``s_t`` at its training noise.
+    None (no rule) for MCNet priors, whose σ is part of the learned layer, and for
+    records without a training noise level.
+    """
+    mode = metadata.get("mode")
+    if mode == "mcnet" or not default > 0:
+        return None
+    if mode == "awgn":
+
+        def awgn(scale: Scale) -> dict[str, float]:
+            if scale.denoising:
+                return {"sigma": max(1.2 * scale.noise, SIGMA_FLOOR)}
+            return {"sigma": scale.noise + SIGMA_FLOOR}
+
+        return awgn
+    noise = (metadata.get("recipe") or {}).get("noise")
+    trained = noise[0] if isinstance(noise, list) and len(noise) == 1 else None
+    if isinstance(trained, bool) or not isinstance(trained, (int, float)) or trained < 0:
+        return None
+
+    def learned(scale: Scale) -> dict[str, float]:
+        return {"sigma": default * (scale.noise + SIGMA_FLOOR) / (trained + SIGMA_FLOOR)}
+
+    return learned
+
+
 def register_checkpoint(
     path: str | Path, name: str | None = None, *, replace: bool = False, verify: bool = True
 ) -> str:
@@ -550,12 +588,14 @@ def register_checkpoint(
 
     arch = metadata["architecture"]
     mode = metadata.get("mode", "trained")
+    derive = sigma_rule(metadata, default_sigma)
+    rule = {} if derive is None else {"problem_defaults": derive}
     try:
         prior_registry.register(
             name,
             factory,
             summary=f"{arch} prior ({mode}) from {path.name}",
-            metadata={**metadata, "path": str(path)},
+            metadata={**metadata, "path": str(path), **rule},
             replace=True,
         )
     except ValueError as exc:

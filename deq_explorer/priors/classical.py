@@ -21,6 +21,7 @@ from deq_explorer.checks import integer, non_negative
 from deq_explorer.errors import PriorError
 from deq_explorer.priors.base import Prior
 from deq_explorer.registry import priors
+from deq_explorer.scale import Scale
 
 _Device = torch.device | str | None
 
@@ -200,8 +201,8 @@ def identity(device: _Device = None, dtype: torch.dtype | None = None) -> Identi
     return IdentityPrior()
 
 
-def tv_problem_defaults(noise: float, denoising: bool) -> dict[str, float]:
-    """The TV weight for a problem with AWGN level ``noise`` (when the spec gives none).
+def tv_problem_defaults(scale: Scale) -> dict[str, float]:
+    """The TV weight for a problem (when the spec gives none), from its noise level σ.
 
     Denoising: ``0.8σ`` (at least 1e-3); any other operator: ``0.4σ + 0.002``, the
     floor regularising what the operator does not measure even without noise. Measured
@@ -210,8 +211,8 @@ def tv_problem_defaults(noise: float, denoising: bool) -> dict[str, float]:
     0.14 dB below on average, where the fixed 0.05 was up to 5 dB below
     (BENCHMARKS.md "TV weight by default").
     """
-    sigma = max(float(noise), 0.0)
-    return {"weight": max(0.8 * sigma, 1e-3) if denoising else 0.4 * sigma + 0.002}
+    sigma = max(float(scale.noise), 0.0)
+    return {"weight": max(0.8 * sigma, 1e-3) if scale.denoising else 0.4 * sigma + 0.002}
 
 
 @priors.register("tv", metadata={"problem_defaults": tv_problem_defaults})
