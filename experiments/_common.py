@@ -7,8 +7,10 @@ import numpy as np
 import deq_explorer.api as dx
 from deq_explorer.images import center_crop, load_image, to_gray
 from deq_explorer.metrics import psnr, ssim
+from deq_explorer.presets import SR_X3, options
 
-SOLVE = {"solver": "pnp-pgm", "accel": "anderson:m=5", "max_iter": 100, "tol": 1e-4}
+#: the solve of experiment 2 (PnP-PGM with Anderson), the default of :func:`score`
+SOLVE = options(SR_X3)
 
 
 def test_image(name: str, side: int) -> np.ndarray:

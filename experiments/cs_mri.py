@@ -24,12 +24,13 @@ from _common import score, test_image
 
 import deq_explorer.api as dx
 from deq_explorer.metrics import psnr
+from deq_explorer.presets import CS_MRI, options
 
 RATES = (0.1, 0.2, 0.3)
 SIGMAS = (0.005, 0.01, 0.02, 0.03)
 NOISE = 0.01
 #: the same solve for every prior: SD-RED with Anderson
-SOLVE = {"solver": "red-sd", "accel": "anderson:m=5", "max_iter": 100, "tol": 1e-4}
+SOLVE = options(CS_MRI)
 AWGN, PHOTO, DEQ = "dncnn-mri", "dncnn-awgn", "deq-mri-radial10"
 
 

@@ -7,10 +7,11 @@ Usage::
 Tasks: completion with 80 / 90 % of the pixels dropped (no noise), Gaussian deblurring
 σ_blur 1.6 / 2.0 (noise 0.01), super-resolution ×2 and ×3 of bicubic and of Gaussian-σ 0.5
 downsampling (noise 0 and 0.01). PnP-ADMM with a decreasing denoiser σ (geometric from
-``SIGMA_MAX`` to σ₀ over ``STAGES`` warm-started stages), as in the reference ADMM the paper
-tests with. σ₀ and γ are tuned per task for ``dncnn-awgn`` on the first test image (best PSNR of
-the grid) and then used unchanged for ``mtdeq`` — the paper's protocol: the multi-task prior gets
-the Gaussian denoiser's hyper-parameters. Writes ``multitask.md`` and ``multitask.png``.
+0.2 to σ₀ over 5 warm-started stages of 12 iterations, ``presets.admm_continuation``), as in
+the reference ADMM the paper tests with. σ₀ and γ are tuned per task for ``dncnn-awgn`` on the
+first test image (best PSNR of the grid) and then used unchanged for ``mtdeq`` — the paper's
+protocol: the multi-task prior gets the Gaussian denoiser's hyper-parameters. Writes
+``multitask.md`` and ``multitask.png``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from _common import test_image
 
 import deq_explorer.api as dx
 from deq_explorer.metrics import psnr, ssim
+from deq_explorer.presets import admm_continuation
 
 #: (label, operator, noise, paper's Gauss PSNR, paper's MTDEQ PSNR) — Tables I–II (Set5)
 TASKS = (
@@ -43,20 +45,13 @@ TASKS = (
     ("SR ×3 Gauss 0.5", "sr:scale=3,sigma=0.5", 0.01, 29.17, 30.17),
 )
 QUICK_TASKS = (1, 2, 5, 9)
-SIGMA_MAX, STAGES, ITERS = 0.2, 5, 12
 SIGMA_MIN = (0.005, 0.01, 0.02)
 GAMMAS = (2.0, 8.0, 32.0)
 
 
 def admm(problem: dx.Problem, prior: str, sigma_min: float, gamma: float) -> torch.Tensor:
-    """PnP-ADMM with σ decreasing geometrically from SIGMA_MAX to ``sigma_min`` (warm stages)."""
-    x = None
-    for sigma in np.geomspace(SIGMA_MAX, sigma_min, STAGES):
-        x = dx.reconstruct(
-            problem, prior=f"{prior}:sigma={sigma:.5f}", solver=f"pnp-admm:gamma={gamma}",
-            w=x, max_iter=ITERS, tol=0,
-        ).x  # fmt: skip
-    return x
+    """PnP-ADMM with σ decreasing geometrically from 0.2 to ``sigma_min`` (warm stages)."""
+    return dx.reconstruct(problem, admm_continuation(prior, sigma_min, gamma)).x
 
 
 def main() -> None:
@@ -73,8 +68,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     lines = [
-        f"Images: {', '.join(names)} ({side}², gray). PnP-ADMM, σ from {SIGMA_MAX} down to σ₀ "
-        f"in {STAGES} stages of {ITERS} iterations; σ₀ ∈ {grid_values(grid, 0)}, "
+        f"Images: {', '.join(names)} ({side}², gray). PnP-ADMM, σ from 0.2 down to σ₀ "
+        f"in 5 stages of 12 iterations; σ₀ ∈ {grid_values(grid, 0)}, "
         f"γ ∈ {grid_values(grid, 1)} tuned for dncnn-awgn on {names[0]}.",
         "",
         "| task | noise | init PSNR | AWGN prior PSNR / SSIM (σ₀, γ) | mtdeq PSNR / SSIM | gain "

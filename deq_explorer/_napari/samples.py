@@ -17,6 +17,7 @@ from deq_explorer._napari._problems import (
     problem_name,
 )
 from deq_explorer.images import center_crop, load_image, sample_info, to_gray
+from deq_explorer.presets import PRESETS
 from deq_explorer.sample_data import sample_path
 
 __all__ = [
@@ -93,41 +94,49 @@ def phantom_volume() -> list[LayerData]:
     return read_volumes(str(sample_path("phantom_head_8.nii.gz")))
 
 
-def mri_problem(rate: float = 0.1, noise: float = 0.005, seed: int = 0) -> list[LayerData]:
+def mri_problem(rate: float = 0.1, noise: float = 0.01, seed: int = 0) -> list[LayerData]:
     """Brain MRI at ``rate`` radial sampling: ground truth, k-space, mask and zero-filled init.
 
-    The setting of experiment 1 (CS-MRI, first seed paper); try the priors ``dncnn-mri`` and
-    ``deq-mri-radial10`` with SD-RED (``red-sd``, the solve the DEQ prior selects).
+    The setting of experiment 1 (CS-MRI, first seed paper), whose solve the measurement
+    carries: ``deq-mri-radial10`` with SD-RED and Anderson (Run repeats it); compare with
+    ``dncnn-mri``.
     """
-    return _problem(_image("brain"), "sample:brain", f"mri:rate={rate}", noise, seed)[0]
+    return _problem(
+        _image("brain"), "sample:brain", f"mri:rate={rate}", noise, seed, preset="cs-mri"
+    )[0]
 
 
 def mri_mismatch_problem() -> list[LayerData]:
     """Experiment 1, Fig. 3: 10 % radial data reconstructed with the 20 % operator model."""
     return _problem(
-        _image("brain"), "sample:brain", "mri:rate=0.1", 0.005, 0, solve_operator="mri:rate=0.2"
-    )[0]
+        _image("brain"), "sample:brain", "mri:rate=0.1", 0.01, 0, solve_operator="mri:rate=0.2",
+        preset="cs-mri",
+    )[0]  # fmt: skip
 
 
 def sr_x3_problem() -> list[LayerData]:
     """Experiment 2: ×3 SR with a Gaussian kernel σ 1.5, noise 0.01 (``deq-sr`` is mismatched)."""
     truth = _experiment_image("camera", 240)
-    return _problem(truth, "layer:camera 240²", "sr:scale=3,sigma=1.5", 0.01, 0)[0]
+    return _problem(truth, "layer:camera 240²", "sr:scale=3,sigma=1.5", 0.01, 0, preset="sr-x3")[0]
 
 
 def completion_problem() -> list[LayerData]:
-    """Experiment 3: 90 % of the pixels dropped, no noise (``mtdeq`` or ``dncnn-awgn``, ADMM)."""
+    """Experiment 3: 90 % of the pixels dropped, no noise; its solve (``mtdeq``, PnP-ADMM with
+    σ continuation) comes with the measurement. Compare with ``dncnn-awgn``."""
     truth = _experiment_image("camera", 144)
-    return _problem(truth, "layer:camera 144²", "inpaint:p=0.9", 0.0, 0)[0]
+    return _problem(truth, "layer:camera 144²", "inpaint:p=0.9", 0.0, 0, preset="completion-90")[0]
 
 
 def mcnet_sr2_problem() -> list[LayerData]:
     """Experiment 4: ×2 bicubic SR of the astronaut's luma with the ``srcnn-x2`` backbone output.
 
-    Reconstruct with prior ``mcnet-sr2``, solver ``mcnet-admm`` and the backbone layer as ``w``.
+    The measurement carries the solve: prior ``mcnet-sr2`` in ``mcnet-admm`` with its learned
+    β; give the backbone layer as ``w``.
     """
     truth = _experiment_image("astronaut", 144)
-    layers, problem = _problem(truth, "layer:astronaut 144²", "sr-bicubic:scale=2", 0.0, 0)
+    layers, problem = _problem(
+        truth, "layer:astronaut 144²", "sr-bicubic:scale=2", 0.0, 0, preset="mcnet-sr2"
+    )
     w, _ = to_layer_data(api.backbone(problem, "srcnn-x2")[0].cpu().numpy())
     meta = {KEY: {"role": "backbone", "backbone": "srcnn-x2", "operator": "sr-bicubic:scale=2"}}
     layers.append(
@@ -161,11 +170,14 @@ def _problem(
     noise: float,
     seed: int,
     solve_operator: str | None = None,
+    preset: str | None = None,
 ) -> tuple[list[LayerData], api.Problem]:
     """Truth, measurement (with its recipe), mask if any, ``init(y)``; and the problem.
 
     The layers are named after the problem (``y · sr:scale=3,sigma=1.5 · camera 240²``) and
-    the measurement lies over the truth (a ×3 SR measurement at scale 3).
+    the measurement lies over the truth (a ×3 SR measurement at scale 3). ``preset`` names
+    the experiment's solve (:data:`deq_explorer.presets.PRESETS`), kept in the recipe for
+    the Reconstruct panel.
     """
     image = load_image(source) if source.startswith("sample:") else truth[0][None]
     problem = api.simulate(
@@ -175,5 +187,7 @@ def _problem(
     recipe["provenance"] = f"{operator} with noise σ = {noise} applied to {source}, seed {seed}"
     if solve_operator:
         recipe["provenance"] += f"; reconstructed with the model {solve_operator}"
+    if preset is not None:
+        recipe["preset"] = {"name": preset, **PRESETS[preset].config()}
     name = problem_name(operator, truth[1]["name"], solve_operator)
     return [truth, *problem_layers(problem, recipe, name)], problem
