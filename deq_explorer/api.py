@@ -81,7 +81,6 @@ __all__ = [
     "backbone",
     "build_prior",
     "check_cost",
-    "derived_options",
     "estimate_cost",
     "from_measurement",
     "problem_defaults",
@@ -452,13 +451,6 @@ def trained_settings(prior: str | Prior) -> dict[str, Any]:
     return settings_of(_prior_metadata(prior))
 
 
-def derived_options(registry: Registry[Any], name: str) -> set[str]:
-    """The options entry ``name`` derives from the problem when a spec leaves them out
-    (its ``metadata["problem_defaults"]``, :func:`problem_defaults`)."""
-    rule = registry.entry(name).metadata.get("problem_defaults") if name in registry else None
-    return set(rule(Scale())) if callable(rule) else set()
-
-
 def settings_of(metadata: dict[str, Any]) -> dict[str, Any]:
     """The ``solver``, ``accel`` and ``tol`` a checkpoint's metadata records (those present).
 
@@ -471,7 +463,8 @@ def settings_of(metadata: dict[str, Any]) -> dict[str, Any]:
             name, given = parse_spec(out["solver"])
         except SpecError:
             return out  # the solve reports it
-        derived = derived_options(solvers, name)
+        derived = {o.name for o in solvers.entry(name).schema() if o.derived} if (
+            name in solvers) else set()  # fmt: skip
         out["solver"] = format_spec(name, {k: v for k, v in given.items() if k not in derived})
     tol = metadata.get("tol")
     if isinstance(tol, (int, float)) and not isinstance(tol, bool):

@@ -575,26 +575,40 @@ def _describe(meta: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _schema_lines(schema: tuple[Any, ...]) -> list[str]:
+    """One aligned line per option: name, type, default, the values it takes, help."""
+    rows = []
+    for o in schema:
+        default = o.format(o.default) or '""'
+        takes = " | ".join(map(o.format, o.choices)) if o.choices else str(o.range or "")
+        note = f"auto: derived from the problem, else {default}" if o.derived else ""
+        text = "; ".join(filter(None, [o.help, note]))
+        rows.append(([o.name, o.type_name, "auto" if o.derived else default, takes], text))
+    widths = [max((len(cells[i]) for cells, _ in rows), default=0) for i in range(4)]
+    return [
+        "  ".join([*(c.ljust(w) for c, w in zip(cells, widths, strict=True)), text]).rstrip()
+        for cells, text in rows
+    ]
+
+
 def _list(kind: str, as_json: bool) -> int:
     from deq_explorer import registry
 
     reg = getattr(registry, kind)
-    rows = [
-        {"name": e.name, "summary": e.summary, "source": e.source, "options": e.options(),
-         "metadata": e.metadata}
-        for e in reg.entries()
-    ]  # fmt: skip
+    entries = list(reg.entries())
     errors = registry.plugin_errors()
     if as_json:
+        rows = [
+            {"name": e.name, "summary": e.summary, "source": e.source, "options": e.options(),
+             "schema": [o.describe() for o in e.schema()], "metadata": e.metadata}
+            for e in entries
+        ]  # fmt: skip
         print(json.dumps({kind: rows, "plugin_errors": errors}, default=str))
         return 0
-    for r in rows:
-        opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
-        src = "" if r["source"] == "builtin" else f"  [{r['source']}]"
-        print(f"{r['name']:<20} {r['summary']}{src}")
-        if opts:
-            print(f"{'':<20}   options: {opts}")
-        for line in _describe(r["metadata"]):
+    for e in entries:
+        src = "" if e.source == "builtin" else f"  [{e.source}]"
+        print(f"{e.name:<20} {e.summary}{src}")
+        for line in [*_schema_lines(e.schema()), *_describe(e.metadata)]:
             print(f"{'':<20}   {line}")
     for pack, message in errors.items():
         print(f"plugin pack {pack!r} failed to load: {message}", file=sys.stderr)

@@ -3,9 +3,10 @@
 Every registry maps a stable name to a *factory*: a callable whose keyword-only
 parameters (with defaults) are the entry's user-facing options; its other
 parameters are *context* the caller supplies (shape, device, the operator a
-solver works with ...). A *spec* string ``name:key=value,...`` selects an entry
-and sets some of its options, converted to the type of the parameter's default
-(or its annotation): :meth:`Registry.build` reads specs at the CLI, GUI and TOML
+solver works with ...). :meth:`Entry.schema` describes the options (type, default,
+range, help: :mod:`deq_explorer.schema`). A *spec* string ``name:key=value,...``
+selects an entry and sets some of its options, converted to their schema's types:
+:meth:`Registry.build` reads specs at the CLI, GUI and TOML
 edge, :meth:`Registry.create` builds from a name and typed options inside the
 package, and :func:`format_spec` writes a spec back for metadata and display.
 Other registries live with their kinds: network architectures in
@@ -21,7 +22,6 @@ first time any registry is queried; a pack that fails is reported by name (see
 from __future__ import annotations
 
 import inspect
-import typing
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -31,6 +31,8 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from deq_explorer.errors import SpecError
+from deq_explorer.scale import Scale
+from deq_explorer.schema import Meta, Option, Range, read_options
 
 if TYPE_CHECKING:  # types only: the registry stays the bottom layer at run time
     from deq_explorer.fixedpoint.base import Accelerator, FixedPointMap
@@ -40,6 +42,9 @@ if TYPE_CHECKING:  # types only: the registry stays the bottom layer at run time
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Entry",
+    "Meta",
+    "Option",
+    "Range",
     "Registry",
     "SpecError",
     "accelerators",
@@ -89,6 +94,16 @@ class Entry(Generic[T]):
                 out[p.name] = p.default
         return out
 
+    def schema(self) -> tuple[Option, ...]:
+        """The typed options (:mod:`deq_explorer.schema`): what specs, widgets and listings use.
+
+        The options the entry's ``metadata["problem_defaults"]`` derives from the problem are
+        marked ``derived``.
+        """
+        rule = self.metadata.get("problem_defaults")
+        derived = frozenset(rule(Scale())) if callable(rule) else frozenset()
+        return read_options(self.factory, derived)
+
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     """Split ``"name:k=v,k2=v2"`` into ``("name", {"k": "v", "k2": "v2"})``."""
@@ -113,31 +128,6 @@ def format_spec(name: str, options: dict[str, Any]) -> str:
 
 def _text(v: Any) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
-
-
-def _convert(value: str, default: Any, annotation: Any, where: str) -> Any:
-    kind = type(default) if default is not None else annotation
-    origin = typing.get_origin(kind)
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        kinds = [a for a in typing.get_args(kind) if a is not type(None)]
-        if value.lower() == "none":
-            return None
-        kind = kinds[0] if kinds else str
-    try:
-        if kind is bool:
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if kind is int:
-            return int(value)
-        if kind is float:
-            return float(value)
-    except ValueError:
-        name = getattr(kind, "__name__", str(kind))
-        raise SpecError(f"{where}: cannot read {value!r} as {name}") from None
-    return value
 
 
 class Registry(Generic[T]):
@@ -270,15 +260,9 @@ class Registry(Generic[T]):
         name, raw = parse_spec(spec)
         entry = self.entry(name)
         self._check(entry, raw, context or {})
-        try:
-            hints = typing.get_type_hints(entry.factory)
-        except Exception:
-            hints = {}
-        options = entry.options()
-        params: dict[str, Any] = {}
-        for key, value in raw.items():
-            where = f"{self.kind} {entry.name!r} option {key!r}"
-            params[key] = _convert(value, options[key], hints.get(key, str), where)
+        options = {o.name: o for o in entry.schema()}
+        where = f"{self.kind} {entry.name!r} option"
+        params = {k: options[k].parse(v, f"{where} {k!r}") for k, v in raw.items()}
         return entry, params
 
     def options_of(self, spec: str) -> tuple[Entry[T], dict[str, Any]]:

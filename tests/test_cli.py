@@ -387,6 +387,28 @@ def test_operator_listing_shows_options(capsys):
     assert {"scale", "sigma"} <= set(options["sr"])
 
 
+def test_listings_show_each_options_schema(capsys):
+    """Name, type, default, range or choices and help: in the text and in --json."""
+    lines = [" ".join(line.split()) for line in _run(capsys, "operators")[1].splitlines()]
+    assert "rate float 0.1 (0, 1] fraction of k-space sampled" in lines
+    assert "pattern str radial radial | cartesian k-space sampling pattern" in lines
+    data = json.loads(_run(capsys, "operators", "--json")[1])
+    mri = next(e for e in data["operators"] if e["name"] == "mri")
+    assert mri["schema"][0] == {
+        "name": "rate", "type": "float", "default": 0.1, "range": "(0, 1]", "choices": [],
+        "help": "fraction of k-space sampled", "optional": False, "derived": False,
+    }  # fmt: skip
+    assert mri["schema"][1]["choices"] == ["radial", "cartesian"]
+    priors = [" ".join(line.split()) for line in _run(capsys, "priors")[1].splitlines()]
+    weight = next(line for line in priors if line.startswith("weight "))  # TV's
+    assert weight.startswith("weight float auto [0, ∞)") and weight.endswith(
+        "auto: derived from the problem, else 0.05"
+    )
+    accel = json.loads(_run(capsys, "accelerators", "--json")[1])["accelerators"]
+    anderson = {o["name"]: o for o in next(e for e in accel if e["name"] == "anderson")["schema"]}
+    assert (anderson["m"]["type"], anderson["m"]["range"]) == ("int", "[1, ∞)")
+
+
 def test_train_help(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["train", "--help"])

@@ -6,15 +6,17 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 from napari.layers import Image, Layer
 from psygnal import Signal
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtGui import QKeySequence, QShortcut
-from qtpy.QtWidgets import QProgressBar, QSizePolicy, QStyle, QStyleOptionFrame
+from qtpy.QtWidgets import QLabel, QProgressBar, QWidget
 
 from deq_explorer import api
-from deq_explorer.registry import Registry, accelerators, solvers
+from deq_explorer._napari._fields import Field, field
+from deq_explorer.errors import SpecError
+from deq_explorer.registry import Registry, accelerators, parse_spec, solvers
 
 __all__ = [
     "ProgressBar",
@@ -37,9 +39,6 @@ class _Events:
 
 events = _Events()
 
-OPTIONS_HELP = "options as key=value,key=value (defaults filled in)"
-_OPTIONS_MAX_PX = 420  # wider options scroll in the field; the tooltip shows them all
-
 
 def on_priors_changed(native: Any, slot: Callable[..., Any]) -> None:
     """Call ``slot`` whenever a prior is registered, until the Qt widget ``native`` is destroyed.
@@ -52,26 +51,29 @@ def on_priors_changed(native: Any, slot: Callable[..., Any]) -> None:
     native.destroyed.connect(lambda *_: events.priors_changed.disconnect(slot, missing_ok=True))
 
 
-def options_text(registry: Registry[Any], name: str) -> str:
-    """Default options of entry ``name`` as ``key=value,...`` (empty if none).
+class _OnShow(QObject):
+    """Calls ``slot`` each time ``widget`` is shown."""
 
-    Options the entry derives from the problem (``metadata["problem_defaults"]``, e.g. TV's
-    weight from the noise level) are left out, so that a solve derives them as the CLI does;
-    typing ``weight=…`` in the field still sets one.
-    """
-    try:
-        entry = registry.entry(name)
-    except ValueError:
-        return ""
-    derived = api.derived_options(registry, name)
-    return ",".join(f"{k}={v}" for k, v in entry.options().items() if k not in derived)
+    def __init__(self, widget: QWidget, slot: Callable[[], Any]) -> None:
+        super().__init__(widget)
+        self.slot = slot
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Show:
+            self.slot()
+        return False
 
 
 class SpecPicker(Container):
-    """A registry name plus its options, read back as a spec ``name:key=value,...``.
+    """A registry name and one typed widget per option of its entry, read back as a spec.
 
-    The options field is filled with the entry's defaults whenever the name
-    changes; the user edits them in place.
+    The option widgets (:mod:`._fields`), labelled under the name, are built from the
+    entry's schema whenever the name changes and show its defaults. :attr:`spec` lists the
+    options shown: all of them once a name is chosen, those :meth:`set_spec` was given (so
+    that a spec reads back as it was written), and every option edited since. An option the
+    entry derives from the problem (TV's weight from the noise level) starts "auto" and
+    stays out of the spec, so that a solve derives it as the CLI does; a value sets it.
     """
 
     def __init__(
@@ -87,39 +89,75 @@ class SpecPicker(Container):
             return [n for n in registry.names() if n not in exclude]
 
         self.choice = ComboBox(choices=names, value=value if value in names() else None)
-        self.params = LineEdit(value=options_text(registry, self.choice.value or ""))
-        self.params.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        super().__init__(widgets=[self.choice, self.params], layout="horizontal", label=label)
+        self.option_box = Container(layout="vertical", labels=True)
+        self.option_box.margins = (0, 0, 0, 0)
+        self.fields: dict[str, Field] = {}
+        self._listed: set[str] = set()  # the options the spec lists
+        super().__init__(
+            widgets=[self.choice, self.option_box], layout="vertical", labels=False, label=label
+        )
         self.margins = (0, 0, 0, 0)
-        self.choice.changed.connect(self._defaults)
-        self.params.changed.connect(self._fit)
-        self._fit()
+        self.choice.changed.connect(self._build)
+        self._build(self.choice.value)
+        self._label_filter = _OnShow(self.native, self._top_label)
 
-    def _fit(self, *_: Any) -> None:
-        """Make the options field wide enough to read them (up to a limit); tooltip: all."""
-        edit, text = self.params.native, self.params.value
-        option = QStyleOptionFrame()
-        edit.initStyleOption(option)
-        inner = QSize(edit.fontMetrics().horizontalAdvance(text or "key=value") + 8, 0)
-        width = edit.style().sizeFromContents(QStyle.ContentsType.CT_LineEdit, option, inner, edit)
-        edit.setMinimumWidth(min(width.width(), _OPTIONS_MAX_PX))
-        self.params.tooltip = f"{text}\n{OPTIONS_HELP}" if text else OPTIONS_HELP
+    def _top_label(self) -> None:
+        """In a labelled form, level the picker's label with the name, not the middle."""
+        row = self.native.parentWidget()
+        layout = row.layout() if row is not None else None
+        first = layout.itemAt(0) if layout is not None and layout.count() > 1 else None
+        label = first.widget() if first is not None else None
+        if isinstance(label, QLabel):
+            layout.setAlignment(label, Qt.AlignmentFlag.AlignTop)
+            label.setMinimumHeight(self.choice.native.sizeHint().height())
 
-    def _defaults(self, name: str | None) -> None:
-        self.params.value = options_text(self.registry, name or "")
+    def _build(self, name: str | None) -> None:
+        """One field per option of entry ``name``, at its defaults."""
+        schema = self.registry.entry(name).schema() if name in self.registry else ()
+        self.option_box.clear()
+        self.fields = {o.name: field(o) for o in schema}
+        for key, f in self.fields.items():
+            f.widget.changed.connect(lambda *_, key=key: self._listed.add(key))
+        self._listed = set(self.fields)
+        self.option_box.extend(f.widget for f in self.fields.values())
+        self.option_box.visible = bool(self.fields)
 
     @property
     def spec(self) -> str:
-        name, opts = self.choice.value or "", self.params.value.strip().strip(",")
-        return f"{name}:{opts}" if opts else name
+        """``name:key=value,...``: the listed options (see the class) but those left auto."""
+        texts = {key: f.text() for key, f in self.fields.items() if key in self._listed}
+        given = {key: text for key, text in texts.items() if text is not None}
+        name = self.choice.value or ""
+        return f"{name}:" + ",".join(f"{k}={v}" for k, v in given.items()) if given else name
 
     def set_spec(self, spec: str) -> None:
-        """Show ``spec`` (``name:key=value,...``); a name not registered is ignored."""
-        name, _, opts = spec.partition(":")
+        """Show ``spec``, the options it leaves out at their defaults (or auto); list its own.
+
+        A name not registered is ignored.
+
+        Raises
+        ------
+        SpecError
+            An option the entry does not take, or a value its widget cannot show.
+        """
+        name, given = parse_spec(spec)
         if name not in self.registry:
             return
-        self.choice.value = name
-        self.params.value = opts
+        entry, values = self.registry.options_of(spec)
+        self.choice.value = entry.name  # a new name rebuilds the fields
+        for key, f in self.fields.items():
+            if key in given:
+                self.set_option(key, values[key])
+            else:
+                f.reset()
+        self._listed = set(given)
+
+    def set_option(self, key: str, value: Any) -> None:
+        """Show ``value`` (typed) for option ``key``, which the spec then lists."""
+        try:
+            self.fields[key].show(value)
+        except ValueError as exc:  # out of a spin box's range, not among the choices
+            raise SpecError(f"{self.registry.kind} option {key!r}: {exc}") from None
 
     def refresh(self) -> None:
         """Re-read the registry's names (keeps the current choice when it still exists)."""

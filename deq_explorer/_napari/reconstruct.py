@@ -235,9 +235,7 @@ class ReconstructPanel(QWidget):
             return
         beta = priors.entry(prior).metadata.get("beta")
         if isinstance(beta, (int, float)) and not isinstance(beta, bool):
-            options = [o for o in self.solver.params.value.split(",") if o.strip()]
-            options = [o for o in options if not o.strip().startswith("beta=")]
-            self.solver.params.value = ",".join([*options, f"beta={beta:.6g}"])
+            self.solver.set_option("beta", float(beta))
 
     def stack_policy(self, shape: tuple[int, ...]) -> StackPolicy:
         """What the stack of iterates ``(C, H, W)`` keeps with the form's settings."""

@@ -25,13 +25,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import Tensor
 
 from deq_explorer.checks import non_negative, positive
 from deq_explorer.errors import SolverError
-from deq_explorer.registry import accelerators
+from deq_explorer.registry import Meta, accelerators
 
 __all__ = [
     "Anderson",
@@ -86,6 +87,11 @@ class Guard:
         return undo, Guard(best, best_Tz, undo, self.restarts + int(undo.sum()))
 
 
+#: the safeguard option of Nesterov and Anderson
+_SAFEGUARD = "undo a step whose residual exceeds this factor × the best (0: off, else ≥ 1)"
+Safeguard = Annotated[float, Meta(_SAFEGUARD, "[0, inf)")]
+
+
 def _check_safeguard(name: str, safeguard: float) -> None:
     if not (math.isfinite(safeguard) and (safeguard == 0 or safeguard >= 1)):
         raise SolverError(
@@ -127,9 +133,9 @@ class Nesterov:
     O'Donoghue & Candès' gradient restart). ``safeguard``: see the module.
     """
 
-    momentum: float = -1.0
-    restart: bool = True
-    safeguard: float = 3.0
+    momentum: Annotated[float, Meta("momentum μ; negative: FISTA's schedule", "(-inf, 1)")] = -1.0
+    restart: Annotated[bool, Meta("reset the momentum when it points against the residual")] = True
+    safeguard: Safeguard = 3.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.momentum) and self.momentum < 1):
@@ -211,10 +217,10 @@ class Anderson:
     157, plain in 278; BENCHMARKS.md "Accelerators at the defaults").
     """
 
-    m: int = 5
-    lam: float = 1e-2
-    beta: float = 1.0
-    safeguard: float = 3.0
+    m: Annotated[int, Meta("number of past iterates mixed", "[1, inf)")] = 5
+    lam: Annotated[float, Meta("regularisation of the mixing weights", "[0, inf)")] = 1e-2
+    beta: Annotated[float, Meta("mixing β (1: map outputs only)", "(0, inf)")] = 1.0
+    safeguard: Safeguard = 3.0
 
     def __post_init__(self) -> None:
         if self.m < 1:

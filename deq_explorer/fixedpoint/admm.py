@@ -7,6 +7,7 @@ Their state stacks two images along the channel axis, ``z = (a, b)`` of shape
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 import torch
 from torch import Tensor
@@ -17,7 +18,7 @@ from deq_explorer.fixedpoint._checks import start
 from deq_explorer.fixedpoint.base import FixedPointMap
 from deq_explorer.operators.base import LinearOperator
 from deq_explorer.priors.base import Prior
-from deq_explorer.registry import solvers
+from deq_explorer.registry import Meta, solvers
 from deq_explorer.scale import Scale
 
 __all__ = ["mcnet_admm", "mcnet_layer", "pnp_admm"]
@@ -43,7 +44,7 @@ def pnp_admm(
     y: Tensor,
     w: Tensor | None = None,
     *,
-    gamma: float = 1.0,
+    gamma: Annotated[float, Meta("penalty / step γ", "(0, inf)")] = 1.0,
 ) -> FixedPointMap:
     """PnP-ADMM on the state (v, u): x = prox_γg(v − u), v ← prox_γh(x + u), u ← u + x − v (gamma).
 
@@ -90,9 +91,9 @@ def mcnet_admm(
     y: Tensor,
     w: Tensor | None = None,
     *,
-    eps: float = 0.0,
-    beta: float = 1.0,
-    rho: float = 1.0,
+    eps: Annotated[float, Meta("radius ε of the consistency set ‖Ax − y‖ ≤ ε", "[0, inf)")] = 0.0,
+    beta: Annotated[float, Meta("weight β of the pull towards the start w", "(0, inf)")] = 1.0,
+    rho: Annotated[float, Meta("augmented-Lagrangian parameter ρ", "(0, inf)")] = 1.0,
 ) -> FixedPointMap:
     """MCNet ADMM layer on (x, λ), constrained to ‖Ax − y‖ ≤ ε (eps, beta, rho).
 

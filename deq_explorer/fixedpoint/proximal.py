@@ -7,6 +7,8 @@ the data term, ``D`` the prior's denoiser.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import Tensor
 
@@ -16,9 +18,13 @@ from deq_explorer.fixedpoint._checks import start
 from deq_explorer.fixedpoint.base import FixedPointMap
 from deq_explorer.operators.base import LinearOperator
 from deq_explorer.priors.base import Prior
-from deq_explorer.registry import solvers
+from deq_explorer.registry import Meta, solvers
 
 __all__ = ["fb", "pnp_pgm", "red_sd"]
+
+
+Step = Annotated[float, Meta("step size γ", "(0, inf)")]
+Weight = Annotated[float, Meta("prior weight τ", "(0, inf)")]
 
 
 def _image(z: Tensor) -> Tensor:
@@ -32,8 +38,8 @@ def pnp_pgm(
     y: Tensor,
     w: Tensor | None = None,
     *,
-    gamma: float = 1.0,
-    tau: float = 0.5,
+    gamma: Step = 1.0,
+    tau: Weight = 0.5,
 ) -> FixedPointMap:
     """PnP proximal gradient: x ← prox_γg(x − γτ(x − D(x))) (gamma, tau).
 
@@ -70,8 +76,8 @@ def red_sd(
     y: Tensor,
     w: Tensor | None = None,
     *,
-    gamma: float = 0.6,
-    tau: float = 0.5,
+    gamma: Step = 0.6,
+    tau: Weight = 0.5,
 ) -> FixedPointMap:
     """Steepest-descent RED: x ← x − γ(∇g(x) + τ(x − D(x))) (gamma, tau).
 
@@ -105,8 +111,8 @@ def fb(
     y: Tensor,
     w: Tensor | None = None,
     *,
-    eta: float = 0.49,
-    sigma: float = -1.0,
+    eta: Annotated[float, Meta("gradient step η (stable for η < 2/‖A‖²)", "(0, inf)")] = 0.49,
+    sigma: Annotated[float, Meta("the denoiser's noise input; negative: η·σ of the prior")] = -1.0,
 ) -> FixedPointMap:
     """Forward-backward with a denoiser: x ← D_σ(x − η∇g(x)) (eta, sigma).
 

@@ -9,13 +9,15 @@ projection in closed form (no conjugate gradients needed).
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
 from torch import Tensor
 
 from deq_explorer.operators.base import LinearOperator, OperatorError, resolvent
 from deq_explorer.operators.resize import imresize_matrix
 from deq_explorer.operators.sr import check_scale, scale_needs
-from deq_explorer.registry import operators
+from deq_explorer.registry import Meta, operators
 
 __all__ = ["BicubicDownsample", "sr_bicubic"]
 
@@ -96,7 +98,7 @@ def sr_bicubic(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     *,
-    scale: int = 2,
+    scale: Annotated[Literal[2, 3, 4], Meta("downsampling factor")] = 2,
 ) -> BicubicDownsample:
     """Bicubic downsampling by ``scale ∈ {2, 3, 4}`` (MATLAB ``imresize`` with anti-aliasing)."""
     if len(shape) != 3:

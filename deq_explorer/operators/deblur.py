@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import Tensor
 
 from deq_explorer.operators.base import LinearOperator, OperatorError, resolvent
 from deq_explorer.operators.kernels import embed_kernel, gaussian_kernel, load_kernel
-from deq_explorer.registry import operators
+from deq_explorer.registry import Meta, operators
 
 __all__ = ["Deblur", "deblur"]
 
@@ -89,8 +91,8 @@ def deblur(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     *,
-    sigma: float = 1.6,
-    kernel: str = "",
+    sigma: Annotated[float, Meta("std of the Gaussian blur in pixels", "[0, inf)")] = 1.6,
+    kernel: Annotated[str, Meta("a .npy blur kernel file; replaces the Gaussian")] = "",
 ) -> Deblur:
     """Deblurring by a Gaussian of std ``sigma`` pixels or a ``.npy`` kernel (overrides sigma)."""
     if len(shape) != 3:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from deq_explorer.operators.base import LinearOperator, OperatorError, resolvent
-from deq_explorer.registry import operators
+from deq_explorer.registry import Meta, operators
 
 __all__ = ["Inpaint", "inpaint", "load_mask", "random_mask"]
 
@@ -152,9 +153,9 @@ def inpaint(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     *,
-    p: float = 0.5,
-    seed: int = 0,
-    mask: str = "",
+    p: Annotated[float, Meta("probability that a pixel is dropped", "[0, 1)")] = 0.5,
+    seed: Annotated[int, Meta("seed of the random mask")] = 0,
+    mask: Annotated[str, Meta("a .npy mask file (1 = kept); replaces the random mask")] = "",
 ) -> Inpaint:
     """Inpainting: each pixel dropped with probability ``p`` (or a ``.npy`` mask, 1 = kept)."""
     if len(shape) != 3:

@@ -10,13 +10,15 @@ part, ½ on samples whose mirror is not sampled, 0 off the mask.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
 from torch import Tensor
 
 from deq_explorer.operators.base import LinearOperator, OperatorError, resolvent
 from deq_explorer.operators.masks import cartesian_mask, centered, check_rate, radial_mask
 from deq_explorer.operators.needs import ImageNeeds
-from deq_explorer.registry import operators
+from deq_explorer.registry import Meta, operators
 
 __all__ = ["MRI", "mri"]
 
@@ -133,9 +135,9 @@ def mri(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     *,
-    rate: float = 0.1,
-    pattern: str = "radial",
-    seed: int = 0,
+    rate: Annotated[float, Meta("fraction of k-space sampled", "(0, 1]")] = 0.1,
+    pattern: Annotated[Literal["radial", "cartesian"], Meta("k-space sampling pattern")] = "radial",
+    seed: Annotated[int, Meta("seed of the random sampling")] = 0,
 ) -> MRI:
     """Single-coil MRI sampling a fraction ``rate`` of k-space (``pattern``: radial | cartesian)."""
     if len(shape) != 3:

@@ -13,6 +13,8 @@ the inverse by a real FFT of the low-resolution residual.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
 from torch import Tensor
 
@@ -27,7 +29,7 @@ from deq_explorer.operators.kernels import (
 )
 from deq_explorer.operators.needs import ImageNeeds
 from deq_explorer.operators.resize import periodic_upsample_matrix
-from deq_explorer.registry import operators
+from deq_explorer.registry import Meta, operators
 
 __all__ = ["SuperResolution", "check_scale", "scale_needs", "sr"]
 
@@ -153,9 +155,9 @@ def sr(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     *,
-    scale: int = 2,
-    sigma: float = 1.0,
-    kernel: str = "gaussian",
+    scale: Annotated[Literal[2, 3, 4], Meta("decimation factor s")] = 2,
+    sigma: Annotated[float, Meta("std of the Gaussian kernel in pixels", "[0, inf)")] = 1.0,
+    kernel: Annotated[str, Meta("gaussian, box (s × s) or a .npy kernel file")] = "gaussian",
 ) -> SuperResolution:
     """Blur (``kernel``: gaussian of std ``sigma``, box ``s × s`` or a ``.npy`` file), decimate."""
     if len(shape) != 3:

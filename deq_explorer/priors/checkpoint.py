@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -50,6 +50,7 @@ from deq_explorer.atomic import atomic_write
 from deq_explorer.errors import CheckpointError
 from deq_explorer.priors.base import DenoiserPrior
 from deq_explorer.priors.nets import architecture_of, architectures, build_net
+from deq_explorer.registry import Meta
 from deq_explorer.registry import priors as prior_registry
 from deq_explorer.scale import Scale
 
@@ -82,6 +83,8 @@ _TRUST_ENV = "DEQ_EXPLORER_TRUST_CHECKPOINTS"
 _STATE_PREFIX = "state/"  # tensors beside the weights (training state), not the network's
 #: the largest integer accepted anywhere in an architecture's config (width, depth, ...)
 MAX_CONFIG_INT = 4096
+#: the option every checkpoint prior takes
+Sigma = Annotated[float, Meta("noise level σ given to the denoiser", "[0, inf)")]
 
 
 class CheckpointPrior(DenoiserPrior):
@@ -584,7 +587,7 @@ def register_checkpoint(
                 f"prior name {name!r} is already registered; pass another name or replace=True"
             )
 
-    def factory(device: Any = None, dtype: Any = None, *, sigma: float = default_sigma):
+    def factory(device: Any = None, dtype: Any = None, *, sigma: Sigma = default_sigma):
         loaded = load_prior(path, name)
         loaded.sigma = float(sigma)
         return loaded.to(device, dtype)

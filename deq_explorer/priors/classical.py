@@ -13,6 +13,7 @@ import functools
 import math
 import warnings
 from collections.abc import Callable
+from typing import Annotated
 
 import torch
 from torch import Tensor
@@ -20,7 +21,7 @@ from torch import Tensor
 from deq_explorer.checks import integer, non_negative
 from deq_explorer.errors import PriorError
 from deq_explorer.priors.base import Prior
-from deq_explorer.registry import priors
+from deq_explorer.registry import Meta, priors
 from deq_explorer.scale import Scale
 
 _Device = torch.device | str | None
@@ -220,8 +221,8 @@ def total_variation(
     device: _Device = None,
     dtype: torch.dtype | None = None,
     *,
-    weight: float = 0.05,
-    iters: int = 50,
+    weight: Annotated[float, Meta("weight λ on the [0, 1] intensity scale", "[0, inf)")] = 0.05,
+    iters: Annotated[int, Meta("FGP iterations per prox", "[1, inf)")] = 50,
 ) -> TVPrior:
     """Isotropic total variation, prox by FGP (weight, iters; a solve derives weight from
     its problem's noise when the spec leaves it out).

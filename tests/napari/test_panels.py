@@ -70,9 +70,7 @@ def small_problem(viewer, qtbot, operator="mri:rate=0.3", noise=0.01):
     problem = dock(viewer, "Problem")
     problem.reset_choices()
     problem.image.value = viewer.layers["phantom64"]
-    name, _, opts = operator.partition(":")
-    problem.operator.choice.value = name
-    problem.operator.params.value = opts
+    problem.operator.set_spec(operator)
     problem.noise.value = noise
     return problem, simulated(qtbot, problem)
 
@@ -337,7 +335,7 @@ def test_train_defaults_and_an_unwritable_checkpoint(viewer, qtbot, tmp_path, no
 
 def test_bad_input_gives_a_notification_and_the_panel_stays_usable(viewer, qtbot, notes):
     problem, y = small_problem(viewer, qtbot)
-    problem.operator.params.value = "rate=2"
+    problem.operator.set_spec("mri:rate=2")
     layers = list(viewer.layers)
     assert problem.simulate()  # the operator is checked by the core, in the worker
     qtbot.waitUntil(lambda: not problem.busy, timeout=60_000)
@@ -348,12 +346,12 @@ def test_bad_input_gives_a_notification_and_the_panel_stays_usable(viewer, qtbot
     panel.reset_choices()
     panel.measurement.value = y
     panel.prior.choice.value = "tv"
-    panel.prior.params.value = "bogus=1"
+    panel.prior.fields["weight"].widget.value = "bogus"
     panel.max_iter.value = 3
     assert panel.run()  # the spec is checked by the core, in the worker
     wait_done(qtbot, panel)
     assert any(s == "error" and "bogus" in m for s, m in notes)
-    panel.prior.params.value = ""
+    panel.prior.fields["weight"].widget.value = ""  # auto again
     assert panel.run()
     wait_done(qtbot, panel)
     assert panel.result.metadata[_problems.KEY]["status"] == "max_iter"
@@ -541,7 +539,7 @@ def test_the_mcnet_sample_runs_as_documented(viewer, qtbot):
     panel.prior.choice.value = "mcnet-sr2"
     panel.solver.choice.value = "mcnet-admm"
     beta = prior_registry.entry("mcnet-sr2").metadata["beta"]
-    assert f"beta={beta:.6g}" in panel.solver.params.value
+    assert panel.solver.registry.options_of(panel.solver.spec)[1]["beta"] == beta
     backbone = next(layer for layer in viewer.layers if layer.name.startswith("w · "))
     backbone.data = backbone.data * 1.1 - 0.05  # a backbone's output may leave [0, 1]
     panel.max_iter.value = 3
@@ -815,13 +813,13 @@ def test_a_rerun_starts_from_the_last_result(viewer, qtbot):
     panel.reset_choices()
     panel.measurement.value = y
     panel.prior.choice.value = "tv"
-    panel.prior.params.value = "weight=0.02"
+    panel.prior.set_spec("tv:weight=0.02")
     panel.max_iter.value = 300
     assert panel.run()
     wait_done(qtbot, panel)
     first = panel.last
     assert first.status == "converged" and panel.config.w is None  # nothing to start from yet
-    panel.prior.params.value = "weight=0.021"  # a small change of a setting
+    panel.prior.set_spec("tv:weight=0.021")  # a small change of a setting
     assert panel.run()
     wait_done(qtbot, panel)
     np.testing.assert_array_equal(panel.config.w[0].cpu().numpy(), first.x)
@@ -927,8 +925,7 @@ def test_a_volume_simulates_from_the_slice_on_screen(viewer, qtbot):
     problem = dock(viewer, "Problem")
     problem.reset_choices()
     problem.image.value = volume
-    problem.operator.choice.value = "mri"
-    problem.operator.params.value = "rate=0.3"
+    problem.operator.set_spec("mri:rate=0.3")
     y = simulated(qtbot, problem)
     recipe = _problems.recipe_of(y)
     assert recipe["slice"] == [5]
