@@ -4,8 +4,10 @@ A :class:`Field` holds the widget of one :class:`~deq_explorer.schema.Option`, s
 value and reads back the option's spec text. The widget follows the type: a check box for a
 bool, a combo box for choices, a spin box for an int (kept to the option's range), a text
 field for a float (it takes ``1e-4`` as typed and turns red on what is not a number in the
-range) or a str. An option the entry derives from the problem (TV's weight) starts "auto":
-empty, or the combo box's first item; the spec then leaves it out and the solve derives it.
+range) or a str. An option the entry derives from the problem (TV's weight) starts empty
+("from problem"), or at the combo box's first item; the spec then leaves it out and the
+solve derives it. A float field also takes ``auto``: the value is then chosen from the data
+before the solve (:func:`deq_explorer.api.tune`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from magicgui.widgets import CheckBox, ComboBox, LineEdit, SpinBox
 from qtpy.QtCore import QSize
 from qtpy.QtWidgets import QStyle, QStyleOptionFrame
 
+from deq_explorer import api
 from deq_explorer.errors import SpecError
 from deq_explorer.schema import Option, Range
 
@@ -35,6 +38,8 @@ class _Auto:
 
 
 AUTO = _Auto()
+#: what a field shows for an option left to the problem's rule
+DERIVED = "from problem"
 
 
 class Field:
@@ -75,7 +80,7 @@ class Choice(Field):
         if option.optional and None not in values:
             items.insert(0, ("none", None))
         if option.derived:
-            items.insert(0, ("auto", AUTO))
+            items.insert(0, (DERIVED, AUTO))
         super().__init__(option, ComboBox(choices=items))
 
 
@@ -99,7 +104,7 @@ class Text(Field):
     def __init__(self, option: Option) -> None:
         super().__init__(option, LineEdit())
         unset = option.derived or option.default is None
-        hint = "auto" if option.derived else "none" if unset else option.format(option.default)
+        hint = DERIVED if option.derived else "none" if unset else option.format(option.default)
         self.widget.native.setPlaceholderText(hint)
         self.widget.changed.connect(self._check)
         self._check()
@@ -114,8 +119,8 @@ class Text(Field):
     def problem(self) -> str:
         """Why the text is not a value of the option ("" if it is one, or empty)."""
         text, o = self.widget.value.strip(), self.option
-        if not text:
-            return ""
+        if not text or (text.lower() == api.AUTO and o.type is float):
+            return ""  # auto: tuned from the data before the solve (api.tune)
         try:
             value = o.parse(text)
         except SpecError:
@@ -154,5 +159,8 @@ def _help(option: Option) -> str:
     what = f"{option.type_name} in {option.range}" if option.range else option.type_name
     lines = [option.help, f"{what}; default {option.format(option.default)}"]
     if option.derived:
-        lines.append("auto (empty): derived from the problem when solving")
+        lines.append(f"empty ({DERIVED}): derived from the problem's noise level when solving")
+    if option.type is float:
+        lines.append(f"{api.AUTO}: chosen from the data before the solve (a prior's strength: "
+                     "smallest SURE risk estimate; needs noise)")  # fmt: skip
     return "\n".join(line for line in lines if line)

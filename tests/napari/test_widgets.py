@@ -38,16 +38,22 @@ def test_progress_bar_repaints_later_not_at_once(qtbot):
 
 
 def test_tv_in_the_gui_gets_its_weight_from_the_noise(make_napari_viewer, qtbot):
-    """The weight field starts "auto" and stays out of the spec; the solve then derives it."""
+    """The weight field starts empty and stays out of the spec; the solve then derives it."""
     from deq_explorer._napari._widgets import SpecPicker
     from deq_explorer.registry import priors
 
     picker = SpecPicker("prior", priors, "tv")
     weight = picker.fields["weight"].widget
-    assert weight.value == "" and weight.native.placeholderText() == "auto"
+    assert weight.value == "" and weight.native.placeholderText() == "from problem"
     assert picker.spec == "tv:iters=50"
     weight.value = "0.1"
     assert picker.spec == "tv:weight=0.1,iters=50"  # typed by the user: kept
+    weight.value = "auto"  # tuned from the data before the solve: not marked as an error
+    assert picker.spec == "tv:weight=auto,iters=50" and picker.fields["weight"].problem() == ""
+    assert "auto" in weight.tooltip and "SURE" in weight.tooltip
+    weight.value = "strong"
+    assert "not a float" in picker.fields["weight"].problem()
+    weight.value = "0.1"
     picker.choice.value = "identity"
     assert picker.spec == "identity" and not picker.fields and not picker.option_box.visible
     picker.choice.value = "tv"
@@ -93,7 +99,7 @@ def test_options_that_may_be_left_out_get_an_unset_state(make_napari_viewer):
         return mode, on, n, w
 
     reg = Registry("gadget")
-    reg.register("g", gadget, metadata={"problem_defaults": lambda noise, den: {"on": 1, "w": 0}})
+    reg.register("g", gadget, metadata={"problem_defaults": lambda scale: {"on": 1, "w": 0}})
     picker = SpecPicker("gadget", reg, "g")
     assert _kinds(picker) == {
         "mode": "ComboBox",
@@ -103,7 +109,7 @@ def test_options_that_may_be_left_out_get_an_unset_state(make_napari_viewer):
     }
     assert picker.fields["mode"].widget.choices[0] is None
     assert str(picker.fields["on"].widget.choices[0]) == "AUTO"
-    assert picker.fields["w"].widget.native.placeholderText() == "auto"
+    assert picker.fields["w"].widget.native.placeholderText() == "from problem"
     assert picker.fields["n"].widget.native.placeholderText() == "none"
     assert picker.spec == "g:mode=none"  # auto and empty fields are left out
     picker.set_spec("g:mode=b,on=false,n=4,w=0.3")
