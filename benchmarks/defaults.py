@@ -2,7 +2,8 @@
 
     python benchmarks/defaults.py                          # the full table (≈ 1 h, 2 threads)
     python benchmarks/defaults.py --priors tv dncnn-awgn --size 64 --images camera
-    python benchmarks/defaults.py --log runs.jsonl         # keep every solve; rerun resumes
+    python benchmarks/defaults.py --log runs.jsonl         # keep every cell; rerun resumes
+    python benchmarks/defaults.py --log runs.jsonl --fresh-defaults   # after a rule changed
 
 Each cell is one problem (operator, noise level, test image) and one prior solved with its
 default solver (the prior's trained one, else PnP-PGM), accelerator and tolerance, and
@@ -10,7 +11,9 @@ default solver (the prior's trained one, else PnP-PGM), accelerator and toleranc
 from its problem. The grid varies the prior's strength (TV's weight, a denoiser's noise
 input σ) over :data:`STRENGTH` times its default and the solver's step over :data:`STEP`
 times its default. A cell passes when the defaults end within 1 dB of the grid's best and
-above the initialiser's PSNR. Prints one markdown row per cell and a summary line.
+above the initialiser's PSNR. With ``--auto`` each cell with noise also gets the PSNR with
+the strength tuned from the data (``api.tune``, SURE). Prints one markdown row per cell and
+a summary line.
 """
 
 from __future__ import annotations
@@ -65,12 +68,23 @@ def solve(problem: api.Problem, prior: str, solver: str | None) -> float:
     return float(metrics.psnr(solution.x, problem.x_true))
 
 
-def cell(problem: api.Problem, prior: str, log: dict, key: str, fresh: bool) -> dict:
+def tuned(problem: api.Problem, prior: str) -> float | None:
+    """PSNR with the prior's strength ``auto`` (SURE); None without noise."""
+    if problem.noise == 0:
+        return None
+    spec = format_spec(prior, {strength_option(prior): api.AUTO})
+    return solve(problem, api.tune(problem, prior=spec, max_iter=100).spec, None)
+
+
+def cell(problem: api.Problem, prior: str, log: dict, key: str, fresh: bool, auto: bool) -> dict:
     """Defaults and grid PSNRs of one cell (cached in ``log`` under ``key``; with ``fresh``
-    the defaults are solved again and the cached grid kept)."""
+    the defaults are solved again and the cached grid kept; with ``auto`` the tuned PSNR is
+    added)."""
     if key in log:
         if fresh:
             log[key] = {**log[key], "defaults": solve(problem, prior, None)}
+        if auto and "auto" not in log[key]:
+            log[key] = {**log[key], "auto": tuned(problem, prior)}
         return log[key]
     settled = api.Request(prior=prior).settled()
     solver_name, solver_opts = parse_spec(settled.solver)
@@ -86,6 +100,8 @@ def cell(problem: api.Problem, prior: str, log: dict, key: str, fresh: bool) -> 
     out = {"start": float(metrics.psnr(problem.x_init(), problem.x_true)),
            "defaults": solve(problem, prior, None), "grid": grid,
            "strength": [strength, s0], "step": [step, g0]}  # fmt: skip
+    if auto:
+        out["auto"] = tuned(problem, prior)
     log[key] = out
     return out
 
@@ -101,6 +117,10 @@ def main() -> None:
     parser.add_argument("--log", type=Path, default=None, help="JSON-lines cache of cells")
     parser.add_argument("--fresh-defaults", action="store_true", help="solve the defaults "
                         "again for cached cells (after a rule changed)")  # fmt: skip
+    parser.add_argument("--auto", action="store_true", help="also the PSNR with the strength "
+                        "tuned from the data (sigma=auto, tv:weight=auto; SURE)")  # fmt: skip
+    parser.add_argument("--save", type=Path, default=None, help="write the cells (with "
+                        "the fresh results) to this JSON-lines file")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     log: dict = {}
@@ -108,8 +128,9 @@ def main() -> None:
         for line in args.log.read_text().splitlines():
             log.update(json.loads(line))
     photos = tuple(args.images) if args.images else IMAGES["photo"]
-    print("| problem | image | prior | start | defaults | best grid (strength×step) | gap |")
-    print("|---|---|---|---|---|---|---|")
+    print("| problem | image | prior | start | defaults | best grid (strength×step) | gap |"
+          + (" auto (SURE) |" if args.auto else ""))  # fmt: skip
+    print("|---|---|---|---|---|---|---|" + ("---|" if args.auto else ""))
     gaps, above = [], []
     for (op, noise, kind), prior in itertools.product(PROBLEMS, args.priors):
         if args.operators and op not in args.operators:
@@ -119,7 +140,7 @@ def main() -> None:
             problem = api.simulate(image, op, noise=noise, seed=0, crop=True)
             key = f"{op}|{noise}|{name}|{args.size}|{prior}"
             fresh = key not in log
-            r = cell(problem, prior, log, key, args.fresh_defaults)
+            r = cell(problem, prior, log, key, args.fresh_defaults, args.auto)
             if fresh and args.log is not None:
                 with args.log.open("a") as f:
                     f.write(json.dumps({key: r}) + "\n")
@@ -128,9 +149,15 @@ def main() -> None:
             gaps.append(gap)
             above.append(r["defaults"] > r["start"])
             flag = "" if gap <= 1.0 and above[-1] else " ✗"
+            extra = ""
+            if args.auto:
+                extra = " – |" if r.get("auto") is None else f" {r['auto']:.2f} |"
             print(f"| {op}, σ {noise} | {name} | {prior} | {r['start']:.2f} | "
-                  f"{r['defaults']:.2f} | {r['grid'][best]:.2f} ({best}) | {gap:+.2f}{flag} |",
-                  flush=True)  # fmt: skip
+                  f"{r['defaults']:.2f} | {r['grid'][best]:.2f} ({best}) | {gap:+.2f}{flag} |"
+                  + extra, flush=True)  # fmt: skip
+            if args.save is not None:
+                with args.save.open("a") as f:
+                    f.write(json.dumps({key: r}) + "\n")
     ok = sum(g <= 1.0 and a for g, a in zip(gaps, above, strict=True))
     print(f"\ndefaults within 1 dB of the grid's best and above the start: {ok}/{len(gaps)} "
           f"({100 * ok / max(len(gaps), 1):.0f} %); mean gap {statistics.mean(gaps):.2f} dB, "

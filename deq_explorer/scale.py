@@ -32,8 +32,9 @@ class Scale:
     denoising : bool
         Whether the operator is the identity.
     sampling : float
-        Measured entries per image pixel (1 for deblurring, 0.25 for SR ×2, 0.1 for
-        MRI at 10 %).
+        The fraction of the operator's output grid it samples: the kept fraction of a
+        mask (inpainting ``1 − p``, MRI its rate), 1 for operators that measure every
+        output entry (blur, decimation). The rest is unmeasured: only the prior fills it.
     noise_norm : float
         The expected norm ``‖e‖`` of the noise on one measurement (:func:`noise_norm`).
     """
@@ -65,6 +66,6 @@ def scale_of(op: LinearOperator, y: Tensor, noise: float, denoising: bool) -> Sc
     return Scale(
         noise=float(noise),
         denoising=bool(denoising),
-        sampling=_measured(op) / math.prod(op.x_shape),
+        sampling=_measured(op) / math.prod(op.y_shape),
         noise_norm=noise_norm(op, y, noise),
     )

@@ -46,14 +46,13 @@ def test_root_bisects_a_monotone_ratio_to_its_tolerance():
 
 
 def test_noise_norm_is_the_norm_of_the_simulated_noise(crop48):
-    for op, sampled in (("inpaint:p=0.5", 0.5), ("mri:rate=0.3", None), ("sr:scale=2", 0.25)):
+    for op, sampled in (("inpaint:p=0.5", 0.5), ("mri:rate=0.3", 0.3), ("sr:scale=2", 1.0)):
         clean = api.simulate(crop48, op, noise=0.0)
         noisy = api.simulate(crop48, op, noise=0.05, seed=3)
         e = float(torch.linalg.vector_norm(noisy.y - clean.y))
         expected = noise_norm(noisy.op, noisy.y, 0.05)
         assert expected == pytest.approx(e, rel=0.1)
-        if sampled is not None:
-            assert api.problem_scale(noisy).sampling == pytest.approx(sampled, abs=0.02)
+        assert api.problem_scale(noisy).sampling == pytest.approx(sampled, abs=0.03)
 
 
 def test_denoiser_noise_input_follows_the_noise_unless_given(crop48):
@@ -61,6 +60,7 @@ def test_denoiser_noise_input_follows_the_noise_unless_given(crop48):
     assert awgn(Scale(0.05, denoising=True)) == {"sigma": pytest.approx(0.06)}
     assert awgn(Scale(0.0, denoising=True)) == {"sigma": SIGMA_FLOOR}
     assert awgn(Scale(0.01)) == {"sigma": pytest.approx(0.01 + SIGMA_FLOOR)}
+    assert awgn(Scale(0.01, sampling=0.25)) == {"sigma": pytest.approx(0.028)}  # a mask
     learned = sigma_rule({"mode": "deq", "recipe": {"noise": [0.01]}}, 0.02)
     assert learned(Scale(0.01)) == {"sigma": pytest.approx(0.02)}  # its training noise
     assert learned(Scale(0.0)) == {"sigma": pytest.approx(0.02)}  # kept below it

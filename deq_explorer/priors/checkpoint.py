@@ -526,8 +526,9 @@ def sigma_rule(metadata: dict[str, Any], default: float) -> Callable[[Scale], di
     """The noise input σ_in a solve gives a denoiser prior, from the problem's noise σ.
 
     An AWGN denoiser (mode ``awgn``): ``1.2σ`` for denoising (at least
-    :data:`SIGMA_FLOOR`), else ``σ + SIGMA_FLOOR``: a little more than the noise,
-    and the floor regularising what the operator does not measure. A prior trained
+    :data:`SIGMA_FLOOR`), else ``σ + SIGMA_FLOOR + 0.02·(1 − sampling)``: a little more
+    than the noise, the floor regularising what the operator blurs away, and more where
+    a mask leaves entries unmeasured (inpainting, MRI), which only the prior fills. A prior trained
     in a solve at noise ``σ_t`` with input ``s_t`` (its ``default``) keeps ``s_t`` up to
     its training noise and above it grows with the noise,
     ``s_t · max(1, (σ + floor) / (σ_t + floor))``: on MRI at 128² (``deq-mri-radial10``,
@@ -544,7 +545,7 @@ def sigma_rule(metadata: dict[str, Any], default: float) -> Callable[[Scale], di
         def awgn(scale: Scale) -> dict[str, float]:
             if scale.denoising:
                 return {"sigma": max(1.2 * scale.noise, SIGMA_FLOOR)}
-            return {"sigma": scale.noise + SIGMA_FLOOR}
+            return {"sigma": scale.noise + SIGMA_FLOOR + 0.02 * (1.0 - scale.sampling)}
 
         return awgn
     noise = (metadata.get("recipe") or {}).get("noise")
