@@ -214,6 +214,21 @@ class SolveForm:
             continuation=continuation, **chosen,
         )  # fmt: skip
 
+    def use_request(self, request: api.Request) -> None:
+        """Show ``request``'s solve settings (those it gives; None leaves a field as it is)."""
+        if request.solver is not None:
+            self.solver.set_spec(request.solver)
+        if request.accel is not None:
+            self.accel.set_spec(request.accel)
+        if request.tol is not None:
+            self.tol.value = request.tol
+        self.max_iter.value = request.max_iter
+        self.stop_on.value = request.stop_on
+        self.continuation.value = request.continuation is not None
+        if request.continuation is not None:
+            self.sigma_start.value = request.continuation.start
+            self.stages.value = request.continuation.stages
+
     def use_trained(self, prior: str) -> None:
         """Show the solver, accelerator and tolerance ``prior`` records from its training."""
         trained = api.trained_settings(prior)

@@ -14,7 +14,7 @@ from napari.layers import Image
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from deq_explorer import api
+from deq_explorer import api, presets
 from deq_explorer._napari import _problems
 from deq_explorer._napari._convert import from_layer_data, to_layer_data
 from deq_explorer._napari._jobs import Frame, solve_job
@@ -75,6 +75,7 @@ class ReconstructPanel(QWidget):
             choices=lambda _: image_layers(self.viewer, _problems.is_measurement),
         )
         self._follow = FollowNewest(self.measurement)
+        self._preset_of: Any = None  # the measurement whose preset the form last took
         register_user_priors()  # the priors trained in earlier sessions
         self.prior = SpecPicker("prior", priors, "tv")
         self.checkpoint = FileEdit(
@@ -169,6 +170,7 @@ class ReconstructPanel(QWidget):
         self.viewer.events.theme.connect(lambda e: self.plot.apply_theme(self.viewer.theme))
         on_priors_changed(self, self.prior.refresh)
         self.prior.choice.changed.connect(self._use_trained_settings)
+        self.measurement.changed.connect(self._use_preset)
         self._solver_changed(self.solver.choice.value)
         self._set_running(False)
         self._update_budget()
@@ -195,6 +197,8 @@ class ReconstructPanel(QWidget):
         """Refresh layer and registry choices (napari calls this on layer changes)."""
         self.form.reset_choices()
         self._follow()  # a measurement just simulated becomes the one to run
+        if self.measurement.value is not self._preset_of:  # chosen without a change event
+            self._use_preset(self.measurement.value)
         self._update_budget()
 
     def _solver_changed(self, name: str | None) -> None:
@@ -223,6 +227,21 @@ class ReconstructPanel(QWidget):
         """A learned prior: the solver, accelerator and tolerance it was trained with."""
         self.solve_form.use_trained(self.prior.spec)
         self._prefill_beta()
+
+    def _use_preset(self, layer: Any) -> None:
+        """A measurement that carries its experiment's solve (the experiment samples): show
+        it in the form, so that Run repeats the experiment (its backbone layer as ``w``)."""
+        self._preset_of = layer
+        preset = (_problems.recipe_of(layer) or {}).get("preset") if layer is not None else None
+        if not isinstance(preset, dict):
+            return
+        request = presets.from_config(preset)
+        self.prior.set_spec(request.prior)  # its trained settings first, then the preset's
+        self.solve_form.use_request(request)
+        start = preset.get("start_layer")
+        if start in self.viewer.layers:
+            self.w_layer.value = self.viewer.layers[start]
+        self.status.setText(f"settings of experiment {preset.get('name')!r} (EXPERIMENTS.md)")
 
     def _prefill_beta(self, *_: Any) -> None:
         """A solver with a β option (MCNet) and a prior trained with it: the learned β."""

@@ -139,9 +139,12 @@ def mcnet_sr2_problem() -> list[LayerData]:
     )
     w, _ = to_layer_data(api.backbone(problem, "srcnn-x2")[0].cpu().numpy())
     meta = {KEY: {"role": "backbone", "backbone": "srcnn-x2", "operator": "sr-bicubic:scale=2"}}
-    layers.append(
-        (w, {"name": "w · srcnn-x2", "contrast_limits": (0.0, 1.0), "metadata": meta}, "image")
-    )
+    name = "w · srcnn-x2"
+    layers.append((w, {"name": name, "contrast_limits": (0.0, 1.0), "metadata": meta}, "image"))
+    for _, kwargs, _ in layers:  # the experiment starts from the backbone's output
+        preset = kwargs.get("metadata", {}).get(KEY, {}).get("preset")
+        if preset is not None:
+            preset["start_layer"] = name
     return layers
 
 

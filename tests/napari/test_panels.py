@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -962,3 +964,31 @@ def test_keyboard_shortcuts_run_and_stop_the_panel_in_focus(viewer, qtbot):
     assert panel.last.status == "stopped"
     compare = dock(viewer, "Compare")
     assert [s.key().toString() for s in compare.shortcuts] == ["Ctrl+Return", "Esc"]
+
+
+@pytest.mark.parametrize(
+    ("key", "preset"), [("completion_problem", "completion-90"), ("mcnet_sr2_problem", "mcnet-sr2")]
+)
+def test_experiment_samples_repeat_their_experiment_when_run(viewer, qtbot, key, preset):
+    """The sample's measurement carries its experiment's solve; Run gives the experiment's
+    number (the same solve through the API, as experiments/*.py run it)."""
+    from deq_explorer import api, metrics, presets
+
+    viewer.open_sample(PLUGIN, key)
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    y = next(layer for layer in viewer.layers if _problems.is_measurement(layer))
+    panel.measurement.value = y
+    request = presets.PRESETS[preset]
+    assert panel.prior.spec.startswith(request.prior)
+    assert panel.max_iter.value == request.max_iter
+    assert panel.solve_form.continuation.value == (request.continuation is not None)
+    assert panel.run(), panel.status.text()
+    wait_done(qtbot, panel, timeout=120_000)
+    problem = panel.problem
+    w = None
+    if preset == "mcnet-sr2":  # the experiment starts from the backbone's output
+        assert panel.w_layer.value.name.startswith("w · ")
+        w = api.backbone(problem, "srcnn-x2")
+    expected = api.reconstruct(problem, dataclasses.replace(request, w=w))
+    assert panel.last.psnr == pytest.approx(metrics.psnr(expected.x, problem.x_true), abs=1e-3)
