@@ -501,6 +501,15 @@ def _reconstruct(args: argparse.Namespace) -> int:
             "at these settings (try --accel none, a smaller step or a stronger prior)",
             file=sys.stderr,
         )
+    rate = out["rate"]
+    if out["status"] == "max_iter" and rate is not None and rate >= 1:
+        print(
+            f"deq-explorer: the solve did not converge: at the iteration cap its residual was "
+            f"not falling (ratio {rate:.3f} per iteration, ≥ 1), so the map does not contract "
+            "at these settings; try a smaller step (e.g. --solver pnp-pgm:gamma=0.5) or a "
+            "stronger prior",
+            file=sys.stderr,
+        )
     if args.json:
         print(jsonio.dumps(out))
         return code
