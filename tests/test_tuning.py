@@ -59,8 +59,9 @@ def test_denoiser_noise_input_follows_the_noise_unless_given(crop48):
     awgn = sigma_rule({"mode": "awgn"}, 0.03)
     assert awgn(Scale(0.05, denoising=True)) == {"sigma": pytest.approx(0.06)}
     assert awgn(Scale(0.0, denoising=True)) == {"sigma": SIGMA_FLOOR}
-    assert awgn(Scale(0.01)) == {"sigma": pytest.approx(0.01 + SIGMA_FLOOR)}
-    assert awgn(Scale(0.01, sampling=0.25)) == {"sigma": pytest.approx(0.028)}  # a mask
+    assert awgn(Scale(0.01)) == {"sigma": 0.03}  # never below its recorded input
+    assert awgn(Scale(0.05)) == {"sigma": pytest.approx(0.05 + SIGMA_FLOOR)}
+    assert awgn(Scale(0.03, sampling=0.25)) == {"sigma": pytest.approx(0.048)}  # a mask
     learned = sigma_rule({"mode": "deq", "recipe": {"noise": [0.01]}}, 0.02)
     assert learned(Scale(0.01)) == {"sigma": pytest.approx(0.02)}  # its training noise
     assert learned(Scale(0.0)) == {"sigma": pytest.approx(0.02)}  # kept below it
