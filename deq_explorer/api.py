@@ -627,6 +627,7 @@ def run(
     /,
     *,
     stop: Callable[[], bool] | None = None,
+    on_candidate: Callable[[Candidate], None] | None = None,
     **options: Any,
 ) -> Iterator[Iterate]:
     """Stream the iterations of a reconstruction (see :func:`deq_explorer.fixedpoint.iterate`).
@@ -635,11 +636,12 @@ def run(
     :class:`Request`: ``prior``, ``solver``, ``accel``, ``max_iter``, ``tol``, ``w``)
     make one instead. Settings left at None take the prior's trained ones
     (:func:`trained_settings`), else :data:`SOLVE_DEFAULTS`. ``stop`` is polled
-    between iterations.
+    between iterations. A prior option given as ``auto`` is first chosen by :func:`tune`
+    (when the iterator is first advanced), each candidate passed to ``on_candidate``.
     """
     request = _request(request, options)
     if auto_option(request.prior) is not None:
-        return _tuned(problem, request, stop)
+        return _tuned(problem, request, stop, on_candidate)
     if request.continuation is not None:
         return _stages(problem, request.settled(), stop)
     fp_map, accelerator, rule = _prepare(problem, request)
@@ -647,10 +649,13 @@ def run(
 
 
 def _tuned(
-    problem: Problem, request: Request, stop: Callable[[], bool] | None
+    problem: Problem,
+    request: Request,
+    stop: Callable[[], bool] | None,
+    on_candidate: Callable[[Candidate], None] | None,
 ) -> Iterator[Iterate]:
     """Tune the ``auto`` option (:func:`tune`), then stream the solve with its value."""
-    tuning = tune(problem, request, stop=stop)
+    tuning = tune(problem, request, stop=stop, on_candidate=on_candidate)
     yield from run(problem, dataclasses.replace(request, prior=tuning.spec), stop=stop)
 
 

@@ -94,8 +94,12 @@ def test_auto_strength_beats_both_ends_of_its_search_and_is_what_the_solve_uses(
 
     values = [c.value for c in tuning.candidates]
     assert psnr(tuning.value) > max(psnr(min(values)), psnr(max(values)))
-    auto = api.reconstruct(problem, prior="tv:weight=auto", max_iter=40)
-    assert torch.equal(auto.x, api.reconstruct(problem, prior=tuning.spec, max_iter=40).x)
+    again = []
+    iterates = list(
+        api.run(problem, prior="tv:weight=auto", max_iter=40, on_candidate=again.append)
+    )
+    assert again == seen  # the stream tunes first, the same way
+    assert torch.equal(iterates[-1].x, api.reconstruct(problem, prior=tuning.spec, max_iter=40).x)
 
 
 def test_discrepancy_matches_the_residual_with_the_noise(crop48):
