@@ -277,11 +277,12 @@ def _normalise(a: np.ndarray, where: str) -> np.ndarray:
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """``(C, H, W)`` -> ``(1, H, W)`` by ITU-R 601 luma (gray input is returned as is)."""
-    if image.shape[0] == 1:
+    """``(..., C, H, W)`` -> ``(..., 1, H, W)`` by ITU-R 601 luma (gray input is returned as
+    is); leading axes (a stack) are kept."""
+    if image.shape[-3] == 1:
         return image
     weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)[:, None, None]
-    return (image * weights).sum(axis=0, keepdims=True)
+    return (image * weights).sum(axis=-3, keepdims=True)
 
 
 def center_crop(image: np.ndarray, side: int) -> np.ndarray:

@@ -21,6 +21,7 @@ __all__ = [
     "from_layer_data",
     "layer_array",
     "shown_slice",
+    "stack_array",
     "to_layer_data",
 ]
 
@@ -65,6 +66,27 @@ def layer_array(
                 "(gray or RGB), not a stack or a volume"
             )
         arr = arr[None]
+    return _checked(arr, name)
+
+
+def stack_array(data: object, rgb: bool, name: str = "layer") -> np.ndarray:
+    """A stack or volume layer's data (leading axes, then a gray or RGB image) ->
+    ``(*lead, C, H, W)`` as it is (its own dtype and values).
+
+    Raises
+    ------
+    LayerError
+        For a single 2-D image, or images that :func:`layer_array` refuses.
+    """
+    arr = np.asarray(data)
+    if arr.ndim - (3 if rgb else 2) < 1:
+        raise LayerError(f"layer {name!r} has shape {arr.shape}: one image, not a stack")
+    arr = np.moveaxis(arr[..., :3], -1, -3) if rgb else arr[..., None, :, :]
+    return _checked(arr, name)
+
+
+def _checked(arr: np.ndarray, name: str) -> np.ndarray:
+    """``arr`` ``(..., C, H, W)`` if its images are real numbers of at least 8×8."""
     if min(arr.shape[-2:]) < 8:
         raise LayerError(f"layer {name!r} is {arr.shape[-2]}×{arr.shape[-1]}; need at least 8×8")
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):

@@ -9,6 +9,7 @@ the benchmark runs them headless.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,25 +17,40 @@ from typing import Any
 import numpy as np
 import torch
 
-from deq_explorer import api, metrics, training
+from deq_explorer import api, metrics, stacks, training
 from deq_explorer._napari._convert import LayerData
-from deq_explorer._napari._problems import Placement, problem_layers
-from deq_explorer.fixedpoint.base import Iterate
+from deq_explorer._napari._problems import Lead, Placement, Solvable, problem_layers
+from deq_explorer.fixedpoint.base import Iterate, Status
 from deq_explorer.images import Scaling
 
 __all__ = [
     "Frame",
     "Simulated",
+    "StackFrame",
     "compare_job",
     "problem_job",
     "release_memory",
     "solve_job",
+    "stack_job",
     "train_job",
 ]
 
 
 @dataclass(frozen=True, kw_only=True)
-class Frame:
+class _Scalars:
+    """What every streamed iteration reports besides its images (see :class:`Iterate`)."""
+
+    k: int
+    residual: float
+    consistency: float
+    psnr: float | None
+    ssim: float | None
+    seconds: float
+    status: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Frame(_Scalars):
     """One iterate, copied to numpy.
 
     ``x``, ``change`` (``|x_k − x_{k−1}|``) and ``error`` (``|x_k − x*|``, ``None``
@@ -43,16 +59,9 @@ class Frame:
     """
 
     run: int
-    k: int
     x: np.ndarray
     change: np.ndarray
     error: np.ndarray | None
-    residual: float
-    consistency: float
-    psnr: float | None
-    ssim: float | None
-    seconds: float
-    status: str
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -77,9 +86,9 @@ def to_frame(it: Iterate, reference: torch.Tensor | None, run: int = 0) -> Frame
     )
 
 
-def release_memory(problem: api.Problem) -> None:
+def release_memory(problem: Solvable) -> None:
     """Give cached CUDA memory back after a run on the GPU."""
-    if problem.y.is_cuda:
+    if (problem.problems[0] if isinstance(problem, stacks.Stack) else problem).y.is_cuda:
         torch.cuda.empty_cache()
 
 
@@ -109,16 +118,17 @@ def compare_job(
 class Simulated:
     """A problem made in the background and the layers that show it."""
 
-    problem: api.Problem
+    problem: Solvable
     layers: list[LayerData]
 
 
 def problem_job(
-    make: Callable[[], tuple[api.Problem, Scaling]],
+    make: Callable[[], tuple[Solvable, Scaling]],
     recipe: dict[str, Any],
     name: str,
     placed: Placement,
     measured: bool = False,
+    lead: Lead = ((), ()),
     *,
     stop: Callable[[], bool],
 ) -> Iterator[Simulated]:
@@ -128,12 +138,59 @@ def problem_job(
     into the measurement's recipe (``recipe["scaling"]``), so results can be mapped back
     to the raw units. ``stop`` is not polled: the simulation is one call. See
     :func:`~deq_explorer._napari._problems.problem_layers` for ``recipe``, ``name`` and
-    ``placed``.
+    ``placed`` and ``lead``.
     """
     torch.set_grad_enabled(False)
     problem, scaling = make()
     recipe = {**recipe, "scaling": scaling.as_dict()}
-    yield Simulated(problem, problem_layers(problem, recipe, name, placed, measured=measured))
+    layers = problem_layers(problem, recipe, name, placed, measured=measured, lead=lead)
+    yield Simulated(problem, layers)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackFrame(_Scalars):
+    """One iteration of the batch of images ``start … stop − 1`` of a stack of ``total``.
+
+    ``x`` ``(B, C, H, W)`` float32 is a copy of the batch's images when it is due (on the
+    batch's first and last iterations, and every ``STACK_IMAGES_EVERY_S``), else ``None``;
+    the scalars are the batch's (residual: the largest; the others: means); ``psnr_items``
+    and ``ssim_items`` each image's, on the batch's last iteration.
+    """
+
+    start: int
+    stop: int
+    total: int
+    x: np.ndarray | None
+    psnr_items: tuple[float, ...] | None
+    ssim_items: tuple[float, ...] | None
+
+
+#: how often a stack solve copies its batch's images for the result layer
+STACK_IMAGES_EVERY_S = 0.5
+
+
+def stack_job(
+    stack: stacks.Stack, request: api.Request, *, stop: Callable[[], bool]
+) -> Iterator[StackFrame]:
+    """Stream :func:`stacks.run_stack` (batch size from the free memory) as frames."""
+    torch.set_grad_enabled(False)
+    copied = -np.inf
+    try:
+        for s in stacks.run_stack(stack, request, stop=stop):
+            it, now = s.iterate, time.perf_counter()
+            due = (it.k == 1 or it.status is not Status.RUNNING
+                   or now - copied >= STACK_IMAGES_EVERY_S)  # fmt: skip
+            if due:
+                copied = now
+            yield StackFrame(
+                start=s.start, stop=s.stop, total=s.total, k=it.k,
+                x=it.x.detach().to("cpu", torch.float32).numpy().copy() if due else None,
+                residual=float(it.residual), consistency=float(it.consistency), psnr=it.psnr,
+                ssim=it.ssim, seconds=float(it.seconds), status=it.status.value,
+                psnr_items=s.psnr, ssim_items=s.ssim,
+            )  # fmt: skip
+    finally:
+        release_memory(stack)
 
 
 def train_job(

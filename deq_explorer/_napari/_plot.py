@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from napari.utils.theme import get_theme
 from qtpy.QtCore import QPointF, QRectF, Qt
-from qtpy.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen, QPolygonF
+from qtpy.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPaintEvent, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 __all__ = ["Axis", "CurvePlot", "nice_ticks"]
@@ -25,6 +25,7 @@ __all__ = ["Axis", "CurvePlot", "nice_ticks"]
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
 _LEFT, _RIGHT, _TOP, _BOTTOM, _GAP = 58, 10, 8, 30, 10  # margins in pixels
+_KEY, _SPACE = 14, 14  # a legend entry's line, and the space between entries
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +76,9 @@ class CurvePlot(QWidget):
     ``set_series(name, history)`` draws ``history[axis.key]`` (a list with
     ``None`` where a value is unknown) against ``history["k"]``; ``mark(k)``
     draws a vertical marker (the iteration shown by napari's slider). Every
-    change schedules one repaint (Qt merges requests between paints).
+    change schedules one repaint (Qt merges requests between paints). With two or
+    more series a legend sits above the axes, in rows as wide as the plot (it never
+    covers a curve; :meth:`layout` gives its place and the axes').
     """
 
     def __init__(
@@ -112,6 +115,11 @@ class CurvePlot(QWidget):
         """Remove every series and the marker."""
         self.lines = {}
         self._marker = None
+        self.update()
+
+    def set_xlabel(self, label: str) -> None:
+        """Name the shared x axis (``"iteration"``, ``"step"``, ``"image"`` …)."""
+        self.xlabel = label
         self.update()
 
     def set_xmax(self, xmax: float | None) -> None:
@@ -157,6 +165,44 @@ class CurvePlot(QWidget):
         spec = self.axes_spec[index]
         return _limits([s.y[spec.key] for s in self.lines.values()], spec.log)
 
+    # -- layout -------------------------------------------------------------------
+    def _font(self) -> QFont:
+        font = QFont(self.font())
+        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
+        return font
+
+    def _legend(self, metrics: QFontMetricsF) -> list[tuple[str, QPointF]]:
+        """Where each legend entry starts (its line; the text follows), in rows from the
+        top left, wrapped at the plot's width; none for fewer than two series."""
+        if len(self.lines) < 2:
+            return []
+        right = max(self.width() - _RIGHT, _LEFT + 1)
+        x, y, out = float(_LEFT), _TOP + metrics.ascent(), []
+        for name in self.lines:
+            w = _KEY + 4 + metrics.horizontalAdvance(name)
+            if x > _LEFT and x + w > right:
+                x, y = float(_LEFT), y + metrics.height()
+            out.append((name, QPointF(x, y)))
+            x += w + _SPACE
+        return out
+
+    def layout(self) -> tuple[QRectF | None, list[QRectF]]:
+        """The legend's bounding box (None without one) and each axis' box, in pixels."""
+        metrics = QFontMetricsF(self._font())
+        entries = self._legend(metrics)
+        legend = None
+        top = float(_TOP)
+        if entries:
+            bottom = entries[-1][1].y() + metrics.descent()
+            width = max(p.x() + _KEY + 4 + metrics.horizontalAdvance(name) for name, p in entries)
+            legend = QRectF(_LEFT, _TOP, width - _LEFT, bottom - _TOP)
+            top = bottom + 6
+        n = len(self.axes_spec)
+        panel_h = max((self.height() - top - _BOTTOM - _GAP * (n - 1)) / n, 10.0)
+        width = max(self.width() - _LEFT - _RIGHT, 10)
+        return legend, [QRectF(_LEFT, top + i * (panel_h + _GAP), width, panel_h)
+                        for i in range(n)]  # fmt: skip
+
     # -- painting -----------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:
         t0 = time.perf_counter()
@@ -165,17 +211,13 @@ class CurvePlot(QWidget):
         try:
             p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
             p.fillRect(self.rect(), self._bg)
-            font = QFont(self.font())
-            font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
-            p.setFont(font)
-            n = len(self.axes_spec)
-            height = self.height() - _TOP - _BOTTOM - _GAP * (n - 1)
-            panel_h = max(height / n, 10.0)
+            p.setFont(self._font())
+            _, rects = self.layout()
             x0, x1 = self.xlim()
-            for i, spec in enumerate(self.axes_spec):
-                top = _TOP + i * (panel_h + _GAP)
-                rect = QRectF(_LEFT, top, max(self.width() - _LEFT - _RIGHT, 10), panel_h)
+            n = len(self.axes_spec)
+            for i, (spec, rect) in enumerate(zip(self.axes_spec, rects, strict=True)):
                 self._paint_axis(p, rect, spec, self.ylim(i), (x0, x1), last=i == n - 1)
+            self._paint_legend(p)
         finally:
             p.end()
             seconds = time.perf_counter() - t0
@@ -252,19 +294,12 @@ class CurvePlot(QWidget):
             x = px(self._marker)
             p.drawLine(QPointF(x, rect.top()), QPointF(x, rect.bottom()))
         p.restore()
-        if len(self.lines) > 1 and spec is self.axes_spec[0]:
-            self._paint_legend(p, rect)
 
-    def _paint_legend(self, p: QPainter, rect: QRectF) -> None:
-        metrics = p.fontMetrics()
-        y = rect.top() + metrics.ascent() + 3
-        for name, s in self.lines.items():
-            w = metrics.horizontalAdvance(name)
-            x = rect.right() - w - 26
-            p.setPen(QPen(QColor(s.color), 2.0))
-            p.drawLine(
-                QPointF(x, y - metrics.ascent() / 3), QPointF(x + 14, y - metrics.ascent() / 3)
-            )
+    def _paint_legend(self, p: QPainter) -> None:
+        metrics = QFontMetricsF(p.font())
+        for name, at in self._legend(metrics):
+            mid = at.y() - metrics.ascent() / 3
+            p.setPen(QPen(QColor(self.lines[name].color), 2.0))
+            p.drawLine(QPointF(at.x(), mid), QPointF(at.x() + _KEY, mid))
             p.setPen(QPen(self._fg))
-            p.drawText(QPointF(x + 18, y), name)
-            y += metrics.height()
+            p.drawText(QPointF(at.x() + _KEY + 4, at.y()), name)

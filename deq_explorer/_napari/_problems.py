@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from napari.layers import Image, Layer
 
-from deq_explorer import api
-from deq_explorer._napari._convert import LayerData, layer_array, to_layer_data
+from deq_explorer import api, stacks
+from deq_explorer._napari._convert import LayerData, layer_array, stack_array, to_layer_data
 from deq_explorer.errors import ImageError, LayerError
 from deq_explorer.images import Scaling, load_image, load_measurement, normalise, to_gray
 from deq_explorer.operators.masks import centered
@@ -44,9 +44,13 @@ __all__ = [
 
 #: ``(scale, translate)`` of a layer's last two axes (rows, columns)
 Placement = tuple[tuple[float, float], tuple[float, float]]
+#: ``(scale, translate)`` of a stack's leading axes (a volume's slice spacing ...)
+Lead = tuple[tuple[float, ...], tuple[float, ...]]
+#: what a measurement layer solves: one problem, or one per image of a stack
+Solvable = api.Problem | stacks.Stack
 
 KEY = "deq_explorer"
-_live: weakref.WeakKeyDictionary[Layer, api.Problem] = weakref.WeakKeyDictionary()
+_live: weakref.WeakKeyDictionary[Layer, Solvable] = weakref.WeakKeyDictionary()
 
 
 def recipe_of(layer: Layer) -> dict[str, Any] | None:
@@ -61,13 +65,14 @@ def is_measurement(layer: Layer) -> bool:
     return recipe_of(layer) is not None
 
 
-def attach(layer: Layer, problem: api.Problem) -> None:
+def attach(layer: Layer, problem: Solvable) -> None:
     """Remember ``problem`` as the live problem of measurement ``layer``."""
     _live[layer] = problem
 
 
-def problem_of(layer: Layer, layers: Any) -> api.Problem:
-    """The problem of a measurement layer, rebuilt from its recipe if needed.
+def problem_of(layer: Layer, layers: Any) -> Solvable:
+    """The problem of a measurement layer, rebuilt from its recipe if needed: a
+    :class:`~deq_explorer.stacks.Stack` for a stack made with ``recipe["stack"]``.
 
     Parameters
     ----------
@@ -102,8 +107,7 @@ def problem_of(layer: Layer, layers: Any) -> api.Problem:
         if name not in layers or not isinstance(layers[name], Image):
             what = "measured" if recipe.get("measured") else "ground-truth"
             raise LayerError(f"the {what} layer {name!r} of {layer.name!r} is gone")
-        index = tuple(recipe.get("slice") or ())
-        raw = layer_array(layers[name].data, layers[name].rgb, name, index)
+        raw = _raw(layers[name], recipe)
         problem, _ = make_problem(raw, recipe, name)
     else:
         problem = _simulate(load_image(source), recipe)
@@ -120,6 +124,13 @@ _PANEL_WORDS = (
     ("normalise them (percentile or min–max)",
      "choose 'normalise' ▸ percentile or min–max in the Problem panel"),
 )  # fmt: skip
+
+
+def _raw(layer: Image, recipe: dict[str, Any]) -> np.ndarray:
+    """The pixels of ``layer`` a recipe measured: every image of a stack, or one slice."""
+    if recipe.get("stack"):
+        return stack_array(layer.data, layer.rgb, layer.name)
+    return layer_array(layer.data, layer.rgb, layer.name, tuple(recipe.get("slice") or ()))
 
 
 def panel_words(message: str) -> str:
@@ -147,22 +158,27 @@ def layer_image(raw: np.ndarray, recipe: dict[str, Any], name: str) -> tuple[np.
     return (to_gray(image) if recipe.get("gray") else image), scaling
 
 
-def make_problem(raw: np.ndarray, recipe: dict[str, Any], name: str) -> tuple[api.Problem, Scaling]:
+def make_problem(raw: np.ndarray, recipe: dict[str, Any], name: str) -> tuple[Solvable, Scaling]:
     """The problem a recipe makes from a layer's raw pixels (``layer_array``), and their scaling.
 
     A simulation (``api.simulate``, cropped to fit with ``recipe["crop"]``), or with
     ``recipe["measured"]`` the layer taken as the measurement (``api.from_measurement``).
+    With ``recipe["stack"]``, ``raw`` is a whole stack (``stack_array``, normalised as one)
+    and the problem a :class:`~deq_explorer.stacks.Stack` (``stacks.simulate_stack``,
+    ``stacks.from_measurements``).
     """
     image, scaling = layer_image(raw, recipe, name)
     if recipe.get("measured"):
         device = recipe.get("device", "auto")
-        return api.from_measurement(image, recipe["operator"], device=device), scaling
+        measure = stacks.from_measurements if recipe.get("stack") else api.from_measurement
+        return measure(image, recipe["operator"], device=device), scaling
     return _simulate(image, recipe), scaling
 
 
-def _simulate(image: np.ndarray, recipe: dict[str, Any]) -> api.Problem:
+def _simulate(image: np.ndarray, recipe: dict[str, Any]) -> Solvable:
     """``api.simulate`` of ``image`` as the recipe says (cropped to fit with ``"crop"``)."""
-    return api.simulate(
+    simulate = stacks.simulate_stack if recipe.get("stack") else api.simulate
+    return simulate(
         image,
         recipe["operator"],
         noise=float(recipe["noise"]),
@@ -287,37 +303,52 @@ def placements(problem: api.Problem, placed: Placement, *, measured: bool = Fals
 
 
 def problem_layers(
-    problem: api.Problem,
+    problem: Solvable,
     recipe: dict[str, Any],
     name: str,
     placed: Placement = ((1.0, 1.0), (0.0, 0.0)),
     *,
     measured: bool = False,
+    lead: Lead = ((), ()),
 ) -> list[LayerData]:
     """The measurement (holding ``recipe``), the sampling mask (if any) and ``init(y)`` layers.
 
     Named ``y · NAME``, ``mask · NAME`` and ``init(y) · NAME`` after the problem's ``name``,
-    and placed by :func:`placements` over the layer at ``placed``. Plain data, no layer
-    objects: a worker thread builds them, the viewer adds them.
+    and placed by :func:`placements` over the layer at ``placed``. A
+    :class:`~deq_explorer.stacks.Stack` gives stacks of its leading shape (placed on the
+    leading axes at ``lead``, the source layer's); its one mask shows on every slice.
+    Plain data, no layer objects: a worker thread builds them, the viewer adds them.
     """
-    where = placements(problem, placed, measured=measured)
+    stacked = isinstance(problem, stacks.Stack)
+    single = problem.problems[0] if stacked else problem
+    shape = problem.shape if stacked else ()
+    where = placements(single, placed, measured=measured)
+    on_lead = {
+        key: {"scale": (*lead[0], *at["scale"]), "translate": (*lead[1], *at["translate"])}
+        for key, at in where.items()
+    } if stacked else where  # fmt: skip
     operator = recipe["operator"]
-    y, rgb = to_layer_data(display(problem.y[0]))
+    y = display(problem.measurements() if stacked else single.y[0])
+    y, rgb = to_layer_data(y.reshape(*shape, *y.shape[-3:]))
+    # contrast limits given (here, in the worker): napari does not scan the data when adding
+    lo, hi = float(y.min()), float(y.max())
+    limits = {} if rgb else {"contrast_limits": (lo, hi if hi > lo else lo + 1.0)}
     layers: list[LayerData] = [
-        (y, {"name": f"y · {name}", "rgb": rgb, "metadata": {KEY: recipe}, **where["measurement"]},
-         "image")
+        (y, {"name": f"y · {name}", "rgb": rgb, "metadata": {KEY: recipe}, **limits,
+             **on_lead["measurement"]}, "image")
     ]  # fmt: skip
-    mask = sampling_mask(problem.op)
+    mask = sampling_mask(single.op)
     if mask is not None:
         meta = {KEY: {"role": "mask", "operator": operator}}
         layers.append(
             (mask, {"name": f"mask · {name}", "metadata": meta, "colormap": "gray",
-                    **where["measurement"]}, "image")
+                    "contrast_limits": (0.0, 1.0), **where["measurement"]}, "image")
         )  # fmt: skip
-    x0, rgb = to_layer_data(problem.x_init().detach()[0].cpu().numpy())
+    x0 = problem.x_init().detach().cpu().numpy()
+    x0, rgb = to_layer_data(x0.reshape(*shape, *x0.shape[-3:]))
     meta = {KEY: {"role": "init", "operator": recipe.get("solve_operator") or operator}}
     layers.append(
         (x0, {"name": f"init(y) · {name}", "rgb": rgb, "metadata": meta,
-              **({} if rgb else {"contrast_limits": (0.0, 1.0)}), **where["image"]}, "image")
+              **({} if rgb else {"contrast_limits": (0.0, 1.0)}), **on_lead["image"]}, "image")
     )  # fmt: skip
     return layers

@@ -18,12 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from deq_explorer import api, runs
-from deq_explorer._napari._jobs import Frame
+from deq_explorer import api, runs, stacks
+from deq_explorer._napari._jobs import Frame, StackFrame
 from deq_explorer.fixedpoint.loop import contraction_rate
 from deq_explorer.registry import parse_spec, solvers
 
-__all__ = ["STATUS_WORDS", "Comparison", "Run", "StackPolicy", "history_of", "takes_start"]
+__all__ = [
+    "STATUS_WORDS",
+    "Comparison",
+    "Run",
+    "StackPolicy",
+    "StackRun",
+    "history_of",
+    "takes_start",
+]
 
 #: how the status line says each way a solve ends
 STATUS_WORDS = {
@@ -35,7 +43,7 @@ STATUS_WORDS = {
 }
 
 
-def history_of(frames: Sequence[Frame]) -> dict[str, list]:
+def history_of(frames: Sequence[Frame | StackFrame]) -> dict[str, list]:
     """The scalar history of a run (lists by key), as stored in the result's metadata."""
     keys = ("k", "residual", "consistency", "psnr", "ssim", "seconds")
     return {key: [getattr(f, key) for f in frames] for key in keys}
@@ -73,7 +81,44 @@ class StackPolicy:
         return f.k % self.every == 0 or f.status != "running"
 
 
-class Run:
+class _Solve:
+    """What every solve the panels show has: a request, its origin, its result's name."""
+
+    def __init__(self, request: api.Request, source: dict[str, Any] | None) -> None:
+        self.request = request
+        self.source = {"started": time.time(), **(source or {})}
+        self.error: str | None = None
+
+    def fail(self, message: str) -> None:
+        self.error = message
+
+    @property
+    def label(self) -> str:
+        return self.request.label
+
+    @property
+    def result_name(self) -> str:
+        """The result layer's name: the prior and the problem (``tv · mri:rate=0.3 · brain``)."""
+        prior = self.label.partition(":")[0]
+        if prior.endswith(api.CHECKPOINT_SUFFIXES):
+            prior = Path(prior).stem
+        problem = str(self.source.get("measurement", "")).removeprefix("y · ")
+        return f"{prior} · {problem}" if problem else prior
+
+    def starting_text(self) -> str:
+        return f"running {self.label} · {self.request.solver} …"
+
+    def _config(self, problem: api.Problem) -> dict[str, Any]:
+        """The request as solved: with the options the prior derived from the problem."""
+        config = self.request.config()
+        config["prior"] = api.problem_defaults(self.request.prior, problem)
+        return config
+
+    def _origin(self) -> dict[str, Any]:
+        return {k: v for k, v in self.source.items() if k != "started"}
+
+
+class Run(_Solve):
     """One solve: ``problem`` and ``request`` in, frames, stack and metadata out.
 
     Parameters
@@ -97,10 +142,9 @@ class Run:
         stack: StackPolicy | None = None,
         source: dict[str, Any] | None = None,
     ) -> None:
-        self.problem, self.request, self.policy = problem, request, stack
-        self.source = {"started": time.time(), **(source or {})}
+        super().__init__(request, source)
+        self.problem, self.policy = problem, stack
         self.frames: list[Frame] = []
-        self.error: str | None = None
         self._stack: np.ndarray | None = None
         self.stack_ks: list[int] = []
 
@@ -115,9 +159,6 @@ class Run:
                     self._stack[len(self.stack_ks)] = f.x
                     self.stack_ks.append(f.k)
         self.frames.extend(frames)
-
-    def fail(self, message: str) -> None:
-        self.error = message
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -147,23 +188,12 @@ class Run:
         """The kept iterates ``(n, C, H, W)`` (None when none were kept)."""
         return None if self._stack is None else self._stack[: len(self.stack_ks)]
 
+    @property
+    def total(self) -> int:
+        """The iteration budget :meth:`progress` counts toward."""
+        return self.request.max_iter
+
     # -- what the panels show -------------------------------------------------------------
-    @property
-    def label(self) -> str:
-        return self.request.label
-
-    @property
-    def result_name(self) -> str:
-        """The result layer's name: the prior and the problem (``tv · mri:rate=0.3 · brain``)."""
-        prior = self.label.partition(":")[0]
-        if prior.endswith(api.CHECKPOINT_SUFFIXES):
-            prior = Path(prior).stem
-        problem = str(self.source.get("measurement", "")).removeprefix("y · ")
-        return f"{prior} · {problem}" if problem else prior
-
-    def starting_text(self) -> str:
-        return f"running {self.label} · {self.request.solver} …"
-
     def live_text(self) -> str:
         f = self.last
         psnr = "" if f.psnr is None else f", PSNR {f.psnr:.2f} dB"
@@ -188,13 +218,10 @@ class Run:
 
     def metadata(self, role: str) -> dict[str, Any]:
         """What the result layer keeps: settings as solved, origin, status, metrics, history."""
-        config = self.request.config()
-        # as solved: with the options the prior derived from the problem (TV's weight)
-        config["prior"] = api.problem_defaults(self.request.prior, self.problem)
         return {
             "role": role,
-            "config": config,
-            **{k: v for k, v in self.source.items() if k != "started"},
+            "config": self._config(self.problem),
+            **self._origin(),
             "status": self.last.status,
             "metrics": self.metrics(),
             "history": self.history(),
@@ -215,6 +242,134 @@ class Run:
     def save(self, path: str | Path) -> Path:
         """Write the run to ``path`` in the format of the CLI's ``--out`` (``OSError`` if not)."""
         return runs.save(path, self.problem, [self.saved()])
+
+
+class StackRun(_Solve):
+    """The solve of every image of a :class:`~deq_explorer.stacks.Stack`, batch by batch.
+
+    ``x`` holds each image as its batch last showed it (``(N, C, H, W)``, zeros before);
+    ``record`` each image's outcome; ``frames`` the current batch's frames (its curves).
+    """
+
+    def __init__(
+        self, stack: stacks.Stack, request: api.Request, *, source: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(request, source)
+        self.stack = stack
+        self.x = np.zeros((len(stack), *stack.op.x_shape), np.float32)
+        self.record = stacks.StackRecord(len(stack))
+        self.frames: list[StackFrame] = []
+        self.fresh: tuple[int, int] | None = None  # the images x changed in since taken
+        self.batch: int | None = None  # images per batch, known with the first frame
+        self._seconds = 0.0  # of the batches that ended
+
+    def add(self, frames: Sequence[StackFrame]) -> None:
+        """Take the frames that arrived (in order): images, outcomes, the batch's curves."""
+        for f in frames:
+            if self.frames and self.frames[-1].start != f.start:
+                self.frames = []  # a new batch
+            self.frames.append(f)
+            self.batch = self.batch or f.stop - f.start
+            if f.x is not None:
+                self.x[f.start : f.stop] = f.x
+                lo, hi = self.fresh or (f.start, f.stop)
+                self.fresh = (min(lo, f.start), max(hi, f.stop))
+            if f.status != "running":
+                self._seconds += f.seconds
+                self.record.end(f.start, f.stop, f.k, f.residual, f.status, f.psnr_items,
+                                f.ssim_items)  # fmt: skip
+
+    def take_fresh(self) -> tuple[int, int] | None:
+        """The images ``(start, stop)`` that changed since the last call (None: none)."""
+        fresh, self.fresh = self.fresh, None
+        return fresh
+
+    @property
+    def last(self) -> StackFrame | None:
+        return self.frames[-1] if self.frames else None
+
+    @property
+    def total(self) -> int:
+        """Image-iterations of the budget: each image's ``max_iter``."""
+        return len(self.stack) * self.request.max_iter
+
+    def progress(self) -> int:
+        """Image-iterations done; an image whose batch ended counts its whole budget."""
+        done = self.record.solved * self.request.max_iter
+        f = self.last
+        if f is not None and f.status == "running":
+            done += (f.stop - f.start) * min(f.k, self.request.max_iter)
+        return done
+
+    @property
+    def finished(self) -> bool:
+        """Whether every image was solved and none stopped by the user."""
+        return self.record.solved == len(self.stack) and "stopped" not in self.record.status
+
+    def history(self) -> dict[str, list]:
+        """The current batch's scalar history (its curves)."""
+        return history_of(self.frames)
+
+    def series_name(self) -> str:
+        f = self.last
+        return f"images {f.start + 1}–{f.stop}" if f.stop - f.start > 1 else f"image {f.stop}"
+
+    def per_image(self) -> dict[str, list]:
+        """Each image's final PSNR and SSIM against its number (1-based), for a plot."""
+        return {"k": list(range(1, len(self.stack) + 1)), "psnr": list(self.record.psnr),
+                "ssim": list(self.record.ssim)}  # fmt: skip
+
+    def images(self) -> np.ndarray:
+        """``x`` in the stack's leading shape, ``(*lead, C, H, W)``."""
+        return self.x.reshape(*self.stack.shape, *self.x.shape[1:])
+
+    # -- what the panels show -------------------------------------------------------------
+    def live_text(self) -> str:
+        f = self.last
+        psnr = "" if f.psnr is None else f", PSNR {f.psnr:.2f} dB"
+        return (
+            f"images {f.start + 1}–{f.stop} of {f.total} (batches of {self.batch}) · iteration "
+            f"{f.k}: residual {f.residual:.2e}{psnr}"
+        )
+
+    def final_text(self) -> str:
+        if self.last is None:
+            return f"failed: {self.error or 'no iterate'}"
+        r, n = self.record, len(self.stack)
+        counts: dict[str, int] = {}
+        for status in r.status:
+            if status is not None:
+                counts[status] = counts.get(status, 0) + 1
+        said = ", ".join(f"{c} {STATUS_WORDS.get(s, s)}" for s, c in counts.items())
+        psnr = [p for p in r.psnr if p is not None]
+        quality = f"; PSNR {np.mean(psnr):.2f} dB (images {min(psnr):.2f}–{max(psnr):.2f})" if (
+            psnr) else ""  # fmt: skip
+        head = f"{n} images" if r.solved == n else f"{r.solved} of {n} images solved"
+        return f"{head}: {said} ({self.seconds():.2f} s){quality}"
+
+    def seconds(self) -> float:
+        """Solving time of the batches so far."""
+        f = self.last
+        return self._seconds + (f.seconds if f is not None and f.status == "running" else 0.0)
+
+    def status(self) -> str:
+        """One word for the stack: ``stopped`` if any image was not solved, the images'
+        status when they share one, else ``mixed``."""
+        statuses = set(self.record.status)
+        if None in statuses or "stopped" in statuses:
+            return "stopped"
+        return statuses.pop() if len(statuses) == 1 else "mixed"
+
+    def metadata(self, role: str) -> dict[str, Any]:
+        """What the result layer keeps: settings, origin, batch size and each image's outcome."""
+        return {
+            "role": role,
+            "config": self._config(self.stack.problems[0]),
+            **self._origin(),
+            "status": self.status(),
+            "stack": {"shape": list(self.stack.shape), "batch": self.batch},
+            "images": self.record.as_dict(),
+        }
 
 
 class Comparison:

@@ -25,8 +25,8 @@ from qtpy.QtWidgets import (
 )
 
 from deq_explorer import api
-from deq_explorer._napari import _problems
-from deq_explorer._napari._convert import to_layer_data
+from deq_explorer._napari import _problems, _view
+from deq_explorer._napari._convert import shown_slice, to_layer_data
 from deq_explorer._napari._jobs import Frame, compare_job
 from deq_explorer._napari._plot import Axis, CurvePlot
 from deq_explorer._napari._run import Comparison, Run
@@ -40,6 +40,7 @@ from deq_explorer._napari._widgets import (
     shortcut,
 )
 from deq_explorer.registry import priors
+from deq_explorer.stacks import Stack
 
 if TYPE_CHECKING:
     import napari
@@ -68,28 +69,6 @@ def _fmt(value: Any, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def save_view(viewer: Any) -> dict[str, Any]:
-    """What a comparison changes in ``viewer``: grid mode and each layer's visibility."""
-    return {
-        "grid": bool(viewer.canvas.grid.enabled),
-        "visible": {id(layer): layer.visible for layer in viewer.layers},
-    }
-
-
-def restore_view(viewer: Any, saved: dict[str, Any], hide: list[Any]) -> None:
-    """Undo :func:`save_view`'s changes: grid mode back, the layers of then shown as then.
-
-    ``hide`` (the comparison's results) are hidden, not removed: they stay in the list.
-    """
-    viewer.canvas.grid.enabled = saved["grid"]
-    hidden = {id(layer) for layer in hide}
-    for layer in viewer.layers:
-        if id(layer) in hidden:
-            layer.visible = False
-        elif id(layer) in saved["visible"]:
-            layer.visible = saved["visible"][id(layer)]
-
-
 class ComparePanel(QWidget):
     """Tick priors (and add specs); Run solves each on the same measurement.
 
@@ -98,7 +77,8 @@ class ComparePanel(QWidget):
     can be copied (tab-separated) or saved as CSV. The viewer's arrangement
     before the comparison (grid mode, which layers were visible) is kept and
     put back by "Restore view" (:meth:`restore_view`), and by the
-    Reconstruct panel when it runs next.
+    Reconstruct panel when it runs next (:mod:`~deq_explorer._napari._view`).
+    A stack measurement is compared on the image napari shows.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -166,7 +146,6 @@ class ComparePanel(QWidget):
         self.copy_button.clicked.connect(self.copy_table)
         self.save_button.clicked.connect(lambda: self.save_csv())
         self.restore_button.clicked.connect(self.restore_view)
-        self._saved_view: dict[str, Any] | None = None
         self.viewer.events.theme.connect(lambda e: self.plot.apply_theme(self.viewer.theme))
         on_priors_changed(self, self.refresh_priors)
         self.refresh_priors()
@@ -230,6 +209,11 @@ class ComparePanel(QWidget):
         except ValueError as exc:
             show_error(f"Compare: {exc}")
             return False
+        where = ""
+        if isinstance(problem, Stack):  # the image on screen
+            index = shown_slice(layer, self.viewer.dims.point)
+            number = ", ".join(str(i + 1) for i in index)  # 1-based, as the panels count images
+            problem, where = problem.at(index), f" on image {number}"
         try:
             requests = [self.solve_form.request(p, trained=self.trained.value) for p in specs]
         except ValueError as exc:
@@ -242,11 +226,8 @@ class ComparePanel(QWidget):
         self.table.setRowCount(0)
         self.progress.setRange(0, self.model.progress()[1])
         self.progress.setValue(0)
-        self.status.setText(f"comparing {len(specs)} priors …")
-        if self._saved_view is None:  # a second comparison keeps the first one's "before"
-            self._saved_view = save_view(self.viewer)
-        for other in self.viewer.layers:
-            other.visible = False
+        self.status.setText(f"comparing {len(specs)} priors{where} …")
+        _view.arrange(self.viewer)
         self._set_running(True)
         self.runner.start(compare_job, problem, requests)
         return True
@@ -275,10 +256,11 @@ class ComparePanel(QWidget):
                 contrast_limits=None if rgb else (0.0, 1.0),
             )
             layer.name_overlay.visible = True
+            _view.keep_hidden(self.viewer, layer)
             self.layers[run] = layer
             self.viewer.canvas.grid.enabled = True
             self.viewer.reset_view()
-        else:
+        elif not _view.refill(layer, data):
             layer.data = data
 
     def _finish(self, i: int, run: Run) -> None:
@@ -319,11 +301,7 @@ class ComparePanel(QWidget):
 
     def restore_view(self, *_: Any) -> bool:
         """Put back the viewer as it was before the comparison; returns whether there was one."""
-        if self._saved_view is None:
-            return False
-        restore_view(self.viewer, self._saved_view, list(self.layers.values()))
-        self._saved_view = None
-        return True
+        return _view.give_back(self.viewer)
 
     # -- table export ------------------------------------------------------------------------
     def table_rows(self) -> list[list[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from deq_explorer import api
 from deq_explorer._napari import _problems
-from deq_explorer._napari._convert import layer_array, shown_slice
+from deq_explorer._napari._convert import layer_array, shown_slice, stack_array
 from deq_explorer._napari._jobs import Simulated, problem_job
 from deq_explorer._napari._runner import Failed, Runner
 from deq_explorer._napari._widgets import ProgressBar, SpecPicker, device_choices, image_layers
@@ -23,7 +24,14 @@ from deq_explorer.registry import operators
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["ProblemPanel"]
+__all__ = ["HINT", "ProblemPanel"]
+
+#: the status of a viewer without an image (``napari -w deq-explorer``)
+HINT = (
+    "No image yet: open a sample (File ▸ Open Sample ▸ DEQ Explorer ▸ e.g. 'Problem: brain MRI "
+    "at 10% radial', ready to reconstruct) or an image of your own (File ▸ Open File…), then "
+    "Simulate."
+)
 
 #: the "normalise" choices: (label, method of ``images.normalise``)
 NORMALISE = [("none", "none"), ("min–max", "minmax"), ("percentile 0.5–99.5", "percentile")]
@@ -47,6 +55,12 @@ class ProblemPanel(QWidget):
     kept in the measurement's recipe (``"scaling"``: ``offset``, ``scale``; raw =
     x / scale + offset), which results carry along. "to gray" turns an RGB layer into
     gray; "crop to fit" crops the image to the size multiple the operator needs (×3 SR).
+
+    Stacks and volumes: by default the slice napari shows is simulated; with "every
+    slice" each image of the stack (:func:`~deq_explorer.stacks.simulate_stack`, image
+    ``i`` with noise seed ``seed + i``, normalised as one) and the measurement and
+    ``init(y)`` layers are stacks of the same leading shape, which Reconstruct solves
+    image by image in batches.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -67,6 +81,12 @@ class ProblemPanel(QWidget):
         )
         self.gray = CheckBox(text="to gray (RGB layers)")
         self.crop = CheckBox(text="crop to fit (the size the operator needs, e.g. ×3 SR)")
+        self.whole = CheckBox(
+            text="every slice (a stack or volume), not only the one on screen",
+            tooltip="simulate each image of the stack; Reconstruct then solves them all, in "
+            "batches, into a result stack of the same shape",
+        )  # fmt: skip
+        self.whole.visible = False
         self.device = ComboBox(label="device", choices=device_choices())
         self.simulate_button = PushButton(text="Simulate")
         self.form = Container(
@@ -81,6 +101,7 @@ class ProblemPanel(QWidget):
                 self.normalise,
                 self.gray,
                 self.crop,
+                self.whole,
                 self.device,
                 self.simulate_button,
             ]
@@ -88,7 +109,7 @@ class ProblemPanel(QWidget):
         self.progress = ProgressBar()
         self.progress.setRange(0, 0)  # busy: a simulation is one call, without steps
         self.progress.setVisible(False)
-        self.status = QLabel("")
+        self.status = QLabel(HINT if not image_layers(self.viewer) else "")
         self.status.setWordWrap(True)
         self.mismatch.changed.connect(lambda on: setattr(self.solve_operator, "visible", on))
         self.is_measurement.changed.connect(self._measurement_mode)
@@ -112,8 +133,12 @@ class ProblemPanel(QWidget):
     def reset_choices(self, *_: Any) -> None:
         """Refresh the layer and registry choices (napari calls this on layer changes)."""
         self.form.reset_choices()
+        empty = not image_layers(self.viewer)
+        if empty or self.status.text() == HINT:
+            self.status.setText(HINT if empty else "")
 
     def _suggest_normalisation(self, layer: Layer | None) -> None:
+        self.whole.visible = isinstance(layer, Image) and _leading(layer) > 0
         if isinstance(layer, Image):
             try:
                 self.normalise.value = suggested_normalisation(layer.data)
@@ -150,10 +175,13 @@ class ProblemPanel(QWidget):
             return False
         name = _problems.problem_name(recipe["operator"], layer.name, recipe["solve_operator"])
         placed = (tuple(layer.scale[-2:]), tuple(layer.translate[-2:]))
+        lead = (tuple(layer.scale[:-2]), tuple(layer.translate[:-2])) if recipe.get("stack") else (
+            (), ())  # fmt: skip
         measured = bool(recipe.get("measured"))
-        self.status.setText(f"simulating {name} …")
+        images = f"{_count(layer)} images of " if recipe.get("stack") else ""
+        self.status.setText(f"simulating {images}{name} …")
         self._set_running(True)
-        self.runner.start(problem_job, make, recipe, name, placed, measured)
+        self.runner.start(problem_job, make, recipe, name, placed, measured, lead)
         return True
 
     @property
@@ -188,10 +216,12 @@ class ProblemPanel(QWidget):
         if not self._queue:
             self._set_running(False)
             return
-        layer = self.viewer.add_layer(Layer.create(*self._queue.pop(0)))
+        layer = Layer.create(*self._queue.pop(0))
+        if _problems.is_measurement(layer):  # before it is added: the panels look it up then
+            _problems.attach(layer, self._made)
+        self.viewer.add_layer(layer)
         if _problems.is_measurement(layer):
             self.measurement = layer
-            _problems.attach(layer, self._made)
             self.viewer.layers.selection.active = layer
             recipe = _problems.recipe_of(layer)
             scaling = Scaling(**recipe["scaling"])
@@ -201,14 +231,19 @@ class ProblemPanel(QWidget):
 
     def _problem(self, layer: Image) -> tuple[Any, dict[str, Any]]:
         """The core call that makes the problem (not made yet) and its recipe."""
-        index = shown_slice(layer, self.viewer.dims.point)  # a stack: the slice on screen
-        raw = layer_array(layer.data, layer.rgb, layer.name, index)
         device = self.device.value
+        if self.whole.value and _leading(layer) > 0:  # every image of the stack
+            raw = stack_array(layer.data, layer.rgb, layer.name)
+            where: dict[str, Any] = {"stack": True}
+        else:  # a stack: the slice on screen
+            index = shown_slice(layer, self.viewer.dims.point)
+            raw = layer_array(layer.data, layer.rgb, layer.name, index)
+            where = {"slice": list(index)}
         prepared = {
             "normalise": self.normalise.value,
-            "gray": bool(self.gray.value and raw.shape[0] == 3),
+            "gray": bool(self.gray.value and raw.shape[-3] == 3),
             "crop": bool(self.crop.value),
-            "slice": list(index),
+            **where,
         }
         if self.is_measurement.value:
             recipe = _problems.measurement_recipe(
@@ -229,3 +264,13 @@ class ProblemPanel(QWidget):
             recipe.update(prepared)
             recipe["provenance"] = f"{recipe['operator']} applied to {layer.name!r}"
         return partial(_problems.make_problem, raw, recipe, layer.name), recipe
+
+
+def _leading(layer: Image) -> int:
+    """How many leading axes (Z, T …) the layer has before its images."""
+    return layer.ndim - (3 if layer.rgb else 2)
+
+
+def _count(layer: Image) -> int:
+    """How many images the layer's leading axes hold."""
+    return math.prod(layer.data.shape[: _leading(layer)])

@@ -15,11 +15,11 @@ from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from deq_explorer import api, presets
-from deq_explorer._napari import _problems
+from deq_explorer._napari import _problems, _view
 from deq_explorer._napari._convert import from_layer_data, to_layer_data
-from deq_explorer._napari._jobs import Frame, solve_job
+from deq_explorer._napari._jobs import Frame, StackFrame, solve_job, stack_job
 from deq_explorer._napari._plot import Axis, CurvePlot
-from deq_explorer._napari._run import Run, StackPolicy, history_of, takes_start
+from deq_explorer._napari._run import Run, StackPolicy, StackRun, history_of, takes_start
 from deq_explorer._napari._runner import Failed, Runner
 from deq_explorer._napari._widgets import (
     FollowNewest,
@@ -33,6 +33,7 @@ from deq_explorer._napari._widgets import (
 from deq_explorer.errors import LayerError
 from deq_explorer.priors.checkpoint import register_checkpoint, register_user_priors
 from deq_explorer.registry import priors
+from deq_explorer.stacks import Stack
 
 if TYPE_CHECKING:
     import napari
@@ -63,8 +64,15 @@ class ReconstructPanel(QWidget):
     The curves plot relative residual, PSNR and consistency against iteration.
     With "record iterates", every k-th iterate goes into an ``iterates`` stack
     layer (capped by a memory budget) and the plot marks the iteration shown
-    by napari's slider. The final layer's metadata holds the configuration,
-    status, metrics and history.
+    by napari's slider; napari's Left/Right arrow keys step through it (the slider
+    napari's arrows move is set to the iteration axis). The final layer's metadata holds
+    the configuration, status, metrics and history.
+
+    A stack measurement (the Problem panel's "every slice") solves every image, a batch
+    of images at a time (:func:`~deq_explorer.stacks.run_stack`, the batch from the free
+    memory) in the worker; the result is a stack of the measurement's leading shape,
+    filled in as batches advance, the plot follows the current batch and ends with each
+    image's PSNR; the metadata holds each image's status, iterations, PSNR and SSIM.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -95,7 +103,11 @@ class ReconstructPanel(QWidget):
             tooltip="a run on the same measurement starts from the previous run's result (warm "
             "start: fewer iterations after changing a setting); off: from init(y)",
         )  # fmt: skip
-        self.record = CheckBox(text="record iterates into a stack")
+        self.record = CheckBox(
+            text="record iterates into a stack",
+            tooltip="every k-th iterate into an 'iterates' layer (single images, not stacks); "
+            "napari's slider, or the Left/Right arrow keys over the canvas, step through them",
+        )  # fmt: skip
         self.every = SpinBox(label="every k-th", value=1, min=1, max=10_000)
         self.budget = SpinBox(label="budget [MB]", value=256, min=1, max=65_536)
         self.budget_info = Label(value="")
@@ -189,7 +201,9 @@ class ReconstructPanel(QWidget):
         return self.model.request if self.model else None
 
     @property
-    def problem(self) -> api.Problem | None:
+    def problem(self) -> api.Problem | Stack | None:
+        if isinstance(self.model, StackRun):
+            return self.model.stack
         return self.model.problem if self.model else None
 
     # -- form state ---------------------------------------------------------------
@@ -272,6 +286,8 @@ class ReconstructPanel(QWidget):
         if problem is None:
             self.budget_info.value = self.device.value = ""
             return
+        if isinstance(problem, Stack):
+            problem = problem.problems[0]
         device = problem.y.device
         self.device.value = (
             f"GPU ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "CPU"
@@ -293,7 +309,9 @@ class ReconstructPanel(QWidget):
         self.run_button.setEnabled(not running)
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
-        self.save_button.setEnabled(not running and self.last is not None)
+        self.save_button.setEnabled(
+            not running and isinstance(self.model, Run) and self.last is not None
+        )
         self.pause_button.setText("Pause")
 
     # -- control ----------------------------------------------------------------------
@@ -311,8 +329,10 @@ class ReconstructPanel(QWidget):
             return False
         try:
             problem = _problems.problem_of(layer, self.viewer.layers)
+            stacked = isinstance(problem, Stack)
             request = self.solve_form.request(self.prior.spec, w=self._start(problem))
-            warning = api.check_cost(problem, request.prior, request.max_iter)
+            one = problem.problems[0] if stacked else problem
+            warning = api.check_cost(one, request.prior, request.max_iter)
         except ValueError as exc:
             said = _problems.panel_words(str(exc))  # the panels' controls, not CLI flags
             show_error(f"Run: {said}")
@@ -322,34 +342,54 @@ class ReconstructPanel(QWidget):
             show_warning(f"{warning}. Stop ends it at any time.")
         # what was solved, kept now: the layer may be renamed or deleted while the solve runs
         recipe = {k: v for k, v in (_problems.recipe_of(layer) or {}).items() if k != "role"}
-        policy = self.stack_policy(tuple(problem.op.x_shape)) if self.record.value else None
-        self.model = Run(
-            problem, request, stack=policy, source={"measurement": layer.name, "problem": recipe}
-        )
+        source = {"measurement": layer.name, "problem": recipe}
+        if stacked:  # every image, batch by batch, into a stack of the same leading shape
+            self.model = StackRun(problem, request, source=source)
+            self._lead = (tuple(layer.scale[:-2]), tuple(layer.translate[:-2]))
+            job = stack_job
+        else:
+            policy = self.stack_policy(tuple(problem.op.x_shape)) if self.record.value else None
+            self.model = Run(problem, request, stack=policy, source=source)
+            job = solve_job
         self._error_scaled = False
         if STACK in self.viewer.layers:  # the last run's iterates would cover this run's result
-            self.viewer.layers.remove(STACK)
-        if self.viewer.canvas.grid.enabled:  # a comparison's grid would scatter the result
+            if self.record.value:  # hidden, refilled at the end (no remove and add: ~1 s)
+                self.viewer.layers[STACK].visible = False
+            else:
+                self.viewer.layers.remove(STACK)
+        # a comparison's grid would scatter the result, and its hidden layers stay hidden
+        if not _view.give_back(self.viewer) and self.viewer.canvas.grid.enabled:
             self.viewer.canvas.grid.enabled = False
         self.result = None  # this run's own layer, added with its first frame
         for name in (CHANGE, ERROR):  # hidden by a comparison, shown again
             if name in self.viewer.layers:
                 self.viewer.layers[name].visible = True
         self.plot.set_xmax(request.max_iter)
+        self.plot.set_xlabel("iteration")
         self.plot.clear()
-        self.progress.setRange(0, request.max_iter)
+        self.progress.setRange(0, self.model.total)
         self.progress.setValue(0)
         self.status.setText(self.model.starting_text())
         self._set_running(True)
-        self.runner.start(solve_job, problem, request)
+        self.runner.start(job, problem, request)
         return True
 
     def _start(self, problem: Any) -> torch.Tensor | None:
-        """The backbone layer for a solver that takes one, else the last result (warm start)."""
+        """The backbone layer for a solver that takes one, else the last result (warm start).
+
+        A stack starts every image from its ``init(y)``."""
+        if isinstance(problem, Stack):
+            if takes_start(self.solver.spec) and self.w_layer.value is not None:
+                raise LayerError(
+                    "a stack starts each image from its init(y): choose 'init(y) (default)' "
+                    "as the backbone w, or simulate one slice"
+                )
+            return None
         if takes_start(self.solver.spec):
             return self._backbone(problem)
         last = self.model
-        if self.warm.value and last is not None and last.problem is problem and last.last:
+        if (self.warm.value and isinstance(last, Run) and last.problem is problem
+                and last.last):  # fmt: skip
             return torch.as_tensor(last.last.x, device=problem.y.device)[None]
         return None
 
@@ -373,6 +413,9 @@ class ReconstructPanel(QWidget):
     def save_run(self, path: str | Path | None = None) -> Path | None:
         """Save the last run (asking where when ``path`` is None); the file written, or None."""
         run = self.model
+        if isinstance(run, StackRun):
+            show_error("Save run: a stack's result is its layer; save it with File ▸ Save Layers.")
+            return None
         if run is None or run.last is None or self.runner.running:
             show_error("Save run: no finished run to save yet; press Run first.")
             return None
@@ -410,19 +453,47 @@ class ReconstructPanel(QWidget):
     # -- streaming ------------------------------------------------------------------------
     def _on_frames(self, batch: list[Any]) -> None:
         run = self.model
-        run.add([m for m in batch if isinstance(m, Frame)])
+        frames = [m for m in batch if isinstance(m, (Frame, StackFrame))]
+        run.add(frames)
         for failed in (m for m in batch if isinstance(m, Failed)):
             run.fail(failed.message)
             show_error(f"Reconstruction failed: {failed.message}")
-        if run.last is None or not any(isinstance(m, Frame) for m in batch):
+        if run.last is None or not frames:
             return
-        self._show(run.last)
+        stacked = isinstance(run, StackRun)
+        if stacked:
+            self._show_images(run)
+        else:
+            self._show(run.last)
         self.progress.setValue(run.progress())
         now = time.perf_counter()
-        if now - self._plotted > _PLOT_EVERY_S:
+        if now - self._plotted > _PLOT_EVERY_S or (stacked and run.last.status != "running"):
             self._plotted = now
-            self.plot.set_series("run", run.history())
+            name = run.series_name() if stacked else "run"
+            if name not in self.plot.lines:
+                self.plot.clear()  # a stack's next batch: its own curves
+            self.plot.set_series(name, run.history())
         self.status.setText(run.live_text())
+
+    def _show_images(self, run: StackRun) -> None:
+        """A stack's result layer: added with the first images, refreshed as batches advance.
+
+        The layer shows the run's own array (no copy); images not solved yet are zeros.
+        """
+        if run.take_fresh() is None:
+            return
+        if self.result is not None and self.result in self.viewer.layers:
+            self.result.refresh(thumbnail=False, highlight=False, extent=False)
+            return
+        data, rgb = to_layer_data(run.images())
+        (name,) = _problems.unique_names(self.viewer.layers, [run.result_name])
+        lead_scale, lead_translate = self._lead
+        self.result = self.viewer.add_image(
+            data, name=name, rgb=rgb, scale=(*lead_scale, 1.0, 1.0),
+            translate=(*lead_translate, 0.0, 0.0),
+            **({} if rgb else {"contrast_limits": (0.0, 1.0)}),
+        )  # fmt: skip
+        self.viewer.reset_view()
 
     def _layer(
         self, layer: Image | None, name: str, data: np.ndarray, rgb: bool, slot: int, **kwargs: Any
@@ -430,15 +501,8 @@ class ReconstructPanel(QWidget):
         """Update ``layer`` in place when it is still shown and fits, else add a layer ``name``
         (a counter added if taken) ``slot`` widths to the right."""
         if layer is not None and layer in self.viewer.layers:
-            old = layer.data
-            if old.shape == data.shape and layer.rgb == rgb:
-                if isinstance(old, np.ndarray) and old.dtype == data.dtype and old.flags.writeable:
-                    np.copyto(old, data)  # in place: half the cost of the data setter
-                    # same shape: no extent change; the thumbnail (and the layer list's
-                    # repaint it causes) waits for the end of the run
-                    layer.refresh(thumbnail=False, highlight=False, extent=False)
-                else:
-                    layer.data = data
+            # in place; the thumbnail (and the layer list's repaint) waits for the run's end
+            if layer.rgb == rgb and _view.refill(layer, data):
                 return layer
             if name in (CHANGE, ERROR):  # the live maps are the panel's own: replaced
                 self.viewer.layers.remove(layer)
@@ -474,19 +538,25 @@ class ReconstructPanel(QWidget):
         if f is None:
             return
         change = f.change.max(axis=0)  # largest channel change, one map for colour too
-        layer = self._layer(self._map(CHANGE), CHANGE, change, False, 1, colormap="magma")
-        top = max(float(change.max()), 1e-12)
+        top = max(float(change.max()), 1e-12)  # limits given: napari does not scan a new map
+        layer = self._layer(self._map(CHANGE), CHANGE, change, False, 1, colormap="magma",
+                            contrast_limits=(0.0, top))  # fmt: skip
         if not top <= layer.contrast_limits[1] <= 4 * top:  # rescale (a repaint) on a 4× drift
             layer.contrast_limits = (0.0, top)
         if f.error is not None:
             error = f.error.max(axis=0)
-            layer = self._layer(self._map(ERROR), ERROR, error, False, 2, colormap="inferno")
+            limits = (0.0, max(float(error.max()), 1e-12))
+            layer = self._layer(self._map(ERROR), ERROR, error, False, 2, colormap="inferno",
+                                contrast_limits=limits)  # fmt: skip
             if not self._error_scaled:
                 self._error_scaled = True
-                layer.contrast_limits = (0.0, max(float(error.max()), 1e-12))
+                layer.contrast_limits = limits
 
     def _on_done(self) -> None:
         self._set_running(False)
+        if isinstance(self.model, StackRun):
+            self._stack_done(self.model)
+            return
         self._show_maps()
         for layer in (self.result, self._map(CHANGE), self._map(ERROR)):
             if layer is not None and layer in self.viewer.layers:
@@ -511,18 +581,50 @@ class ReconstructPanel(QWidget):
                 "Try a smaller step size, a stronger prior or an accelerator off."
             )
 
+    def _stack_done(self, run: StackRun) -> None:
+        """A stack run ended: its outcome in the status, the metadata, each image's PSNR."""
+        self.status.setText(run.final_text())
+        if run.last is None or self.result is None:
+            return
+        self.result.refresh(highlight=False, extent=False)
+        self.result.metadata[_problems.KEY] = run.metadata("reconstruction")
+        if any(p is not None for p in run.record.psnr):
+            self.plot.set_xmax(None)
+            self.plot.set_xlabel("image")
+            self.plot.clear()
+            self.plot.set_series("PSNR per image", run.per_image())
+        bad = [s for s in ("diverged", "stalled") if s in run.record.status]
+        if bad:
+            show_warning(
+                f"Some images {' or '.join(bad)} (see the result's metadata): try a smaller "
+                "step size, a stronger prior or no accelerator."
+            )
+
     def _add_stack(self) -> None:
+        """The run's iterates into the ``iterates`` layer: the last run's refilled and moved
+        on top where it has the same kind of images, else a new layer."""
         data, rgb = to_layer_data(self.model.stack())
-        if STACK in self.viewer.layers:
-            self.viewer.layers.remove(STACK)
-        self.viewer.add_image(
-            data,
-            rgb=rgb,
-            name=STACK,
-            contrast_limits=None if rgb else (0.0, 1.0),
-            metadata={_problems.KEY: {"role": "iterates", "iterations": list(self.model.stack_ks)}},
-        )
-        self.viewer.dims.axis_labels = ("iteration", *self.viewer.dims.axis_labels[1:])
+        meta = {_problems.KEY: {"role": "iterates", "iterations": list(self.model.stack_ks)}}
+        old = self._map(STACK)
+        if old is not None and old.rgb == rgb and old.ndim == data.ndim - rgb:
+            if not _view.refill(old, data):
+                old.data = data
+            old.metadata, old.visible = meta, True
+            layers = self.viewer.layers
+            layers.move(layers.index(old), len(layers))
+        else:
+            if old is not None:
+                self.viewer.layers.remove(old)
+            self.viewer.add_image(
+                data, rgb=rgb, name=STACK, contrast_limits=None if rgb else (0.0, 1.0),
+                metadata=meta,
+            )  # fmt: skip
+        axis = self.viewer.dims.ndim - self.viewer.layers[STACK].ndim
+        labels = list(self.viewer.dims.axis_labels)
+        labels[axis] = "iteration"
+        self.viewer.dims.axis_labels = labels
+        # napari's Left/Right arrows step the slider last used: make it the iterations'
+        self.viewer.dims.last_used = axis
         self._follow_slider()
 
     def _follow_slider(self, *_: Any) -> None:

@@ -85,6 +85,16 @@ def simulated(qtbot, problem):
     return problem.measurement
 
 
+def reconstruct_panel(viewer, y, **values):
+    """The Reconstruct panel set to solve measurement ``y``, its fields set to ``values``."""
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    for name, value in values.items():
+        getattr(panel, name).value = value
+    return panel
+
+
 def wait_done(qtbot, panel, timeout=60_000):
     qtbot.waitUntil(lambda: not panel.runner.running, timeout=timeout)
 
@@ -464,6 +474,15 @@ def test_a_new_run_is_not_hidden_under_the_last_runs_iterates(viewer, qtbot):
     assert panel.run()
     wait_done(qtbot, panel)
     assert STACK in viewer.layers
+    stack = viewer.layers[STACK]
+    panel.every.value = 2  # recording again: the same layer, refilled and on top
+    panel.prior.choice.value = "identity"
+    assert panel.run()
+    assert not stack.visible  # hidden while the new run streams
+    wait_done(qtbot, panel)
+    assert viewer.layers[STACK] is stack and stack.visible and viewer.layers[-1] is stack
+    assert stack.metadata[_problems.KEY]["iterations"] == [2, 4] and stack.data.shape[0] == 2
+    np.testing.assert_allclose(stack.data[-1], panel.result.data)
     panel.record.value = False
     panel.prior.choice.value = "identity"  # another result: the input itself
     assert panel.run()
@@ -992,3 +1011,254 @@ def test_experiment_samples_repeat_their_experiment_when_run(viewer, qtbot, key,
         w = api.backbone(problem, "srcnn-x2")
     expected = api.reconstruct(problem, dataclasses.replace(request, w=w))
     assert panel.last.psnr == pytest.approx(metrics.psnr(expected.x, problem.x_true), abs=1e-3)
+
+
+def _volume_problem(viewer, qtbot, operator="mri:rate=0.3"):
+    """The 8-slice NIfTI head simulated slice by slice ("every slice")."""
+    from deq_explorer.sample_data import sample_path
+
+    (volume,) = viewer.open(str(sample_path("phantom_head_8.nii.gz")), plugin="deq-explorer")
+    problem = dock(viewer, "Problem")
+    problem.reset_choices()
+    problem.image.value = volume
+    assert not problem.whole.native.isHidden()  # offered for a stack only
+    problem.whole.value = True
+    problem.operator.set_spec(operator)
+    return volume, simulated(qtbot, problem)
+
+
+def test_a_volume_reconstructs_every_slice_in_batches(viewer, qtbot, monkeypatch, heavy):
+    """Every slice simulated and solved, batch by batch, into a stack of the volume's shape
+    (in workers: ``heavy`` records where the core's calls ran)."""
+    from deq_explorer import stacks
+    from deq_explorer._napari._run import StackRun
+
+    monkeypatch.setattr(stacks, "MAX_BATCH", 3)  # batches of 3, 3 and 2 slices
+    volume, y = _volume_problem(viewer, qtbot)
+    assert y.data.shape == (8, 128, 128) and tuple(y.scale) == (2.0, 1.0, 1.0)
+    init = viewer.layers["init(y) · mri:rate=0.3 · " + volume.name]
+    assert init.data.shape == (8, 128, 128) and tuple(init.scale) == (2.0, 1.0, 1.0)
+    stack = _problems.problem_of(y, viewer.layers)
+    assert isinstance(stack, stacks.Stack) and stack.shape == (8,)
+    assert _problems.recipe_of(y)["stack"] is True
+    np.testing.assert_allclose(stack.at((6,)).x_true[0, 0].numpy(), volume.data[6], atol=1e-6)
+    assert ("simulate_stack", False) in heavy and not [c for c in heavy if c[1]]
+    del _problems._live[y]  # forget the live stack: rebuilt from the recipe, the same
+    rebuilt = _problems.problem_of(y, viewer.layers)
+    heavy.clear()  # that rebuild was the test's, in this thread
+    assert rebuilt is not stack and torch_equal(rebuilt.measurements(), stack.measurements())
+
+    panel = reconstruct_panel(viewer, y, max_iter=6, tol=0.0)
+    panel.prior.choice.value = "tv"
+    batches = set()
+    add = StackRun.add
+    monkeypatch.setattr(StackRun, "add",
+                        lambda run, fs: (batches.update((f.start, f.stop) for f in fs),
+                                         add(run, fs)))  # fmt: skip
+    assert panel.run()
+    wait_done(qtbot, panel)
+    result = panel.result
+    assert result.data.shape == (8, 128, 128) and tuple(result.scale) == (2.0, 1.0, 1.0)
+    assert batches == {(0, 3), (3, 6), (6, 8)}
+    assert panel.model.live_text().startswith("images 7–8 of 8 (batches of 3) · iteration 6")
+    meta = result.metadata[_problems.KEY]
+    assert meta["stack"] == {"shape": [8], "batch": 3} and meta["status"] == "max_iter"
+    assert meta["images"]["iterations"] == [6] * 8 and None not in meta["images"]["psnr"]
+    request, seen = panel.config, len(heavy)
+    for i in (0, 4, 7):  # each slice as if solved alone
+        alone = api.reconstruct(rebuilt.problems[i], request)
+        np.testing.assert_allclose(result.data[i], alone.x[0, 0].numpy(), atol=1e-5)
+        assert meta["images"]["psnr"][i] == pytest.approx(alone.history["psnr"][-1], abs=1e-3)
+    del heavy[seen:]  # the test's own solves
+    assert panel.progress.value() == panel.progress.maximum() == 8 * 6
+    assert panel.status.text().startswith("8 images: 8 stopped at the iteration cap")
+    assert panel.plot.xlabel == "image"
+    np.testing.assert_allclose(panel.plot.data("PSNR per image")["psnr"][1],
+                               meta["images"]["psnr"])  # fmt: skip
+    assert not panel.save_button.isEnabled()  # a stack is saved as its layer
+
+    # Stop: the batch under way ends, no later one starts; solved slices stay
+    panel.max_iter.value = 100_000
+    assert panel.run()
+    qtbot.waitUntil(lambda: panel.last is not None, timeout=30_000)
+    panel.stop()
+    wait_done(qtbot, panel)
+    meta = panel.result.metadata[_problems.KEY]
+    assert meta["status"] == "stopped" and meta["images"]["status"][:3] == ["stopped"] * 3
+    assert meta["images"]["status"][3:] == [None] * 5 and panel.result.data.shape == (8, 128, 128)
+    assert panel.status.text().startswith("3 of 8 images solved: 3 stopped by you")
+
+    # Compare takes the slice on screen
+    viewer.dims.set_current_step(0, 5)
+    compare = compare_panel(viewer, y, ["identity"], 2)
+    assert compare.run()
+    assert "on image 6 …" in compare.status.text()
+    wait_done(qtbot, compare)
+    assert compare.model.runs[0].problem is rebuilt.problems[5]
+    assert {"run_stack", "run"} <= {name for name, _ in heavy}
+    assert not [name for name, in_gui in heavy if in_gui]
+
+
+def torch_equal(a, b):
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+def test_an_empty_viewer_shows_how_to_begin(viewer):
+    """`napari -w deq-explorer`: no image yet, so the Problem panel says where to get one."""
+    from deq_explorer._napari.problem import HINT
+
+    explorer = dock(viewer, "DEQ Explorer")
+    assert explorer.tabs.tabText(explorer.tabs.currentIndex()) == "Problem"
+    assert explorer.problem.status.text() == HINT
+    assert "File ▸ Open Sample ▸ DEQ Explorer" in HINT and "File ▸ Open File" in HINT
+    viewer.open_sample(PLUGIN, "camera")
+    explorer.reset_choices()  # napari calls it on every layer change
+    assert explorer.problem.status.text() == ""
+    viewer.layers.clear()
+    explorer.reset_choices()
+    assert explorer.problem.status.text() == HINT
+
+
+def test_the_arrow_keys_step_through_the_recorded_iterates(viewer, qtbot):
+    """napari's Left/Right step the slider last used: the run makes it the iteration axis."""
+    from napari.utils.shortcuts import default_shortcuts
+
+    keys = {name: [str(k) for k in default_shortcuts[f"napari:increment_dims_{name}"]]
+            for name in ("left", "right")}  # fmt: skip
+    assert keys == {"left": ["Left"], "right": ["Right"]}
+    _, y = small_problem(viewer, qtbot, operator="denoise", noise=0.05)
+    viewer.add_image(np.zeros((2, 3, 64, 64), np.float32), name="a 4-D layer")
+    viewer.dims.last_used = 0  # the arrows stepped another axis before the run
+    panel = reconstruct_panel(viewer, y, max_iter=8, tol=0.0, record=True, every=2)
+    assert "Left/Right" in panel.record.tooltip
+    assert panel.run()
+    wait_done(qtbot, panel)
+    axis = viewer.dims.ndim - viewer.layers[STACK].ndim
+    assert axis == 1 and viewer.dims.last_used == axis  # the iterations' slider
+    assert viewer.dims.axis_labels[axis] == "iteration"
+    canvas = viewer.window._qt_viewer.canvas.native
+    viewer.dims.set_current_step(axis, 0)
+    qtbot.keyClick(canvas, Qt.Key.Key_Right)
+    qtbot.keyClick(canvas, Qt.Key.Key_Right)
+    assert viewer.dims.current_step[axis] == 2 and panel.plot.marked == 6  # iterates 2, 4, 6, 8
+    qtbot.keyClick(canvas, Qt.Key.Key_Left)
+    assert viewer.dims.current_step[axis] == 1 and panel.plot.marked == 4
+
+
+@pytest.fixture
+def heavy(monkeypatch):
+    """The core's heavy calls, each recorded with whether it ran in the GUI (main) thread."""
+    import threading
+
+    from deq_explorer import stacks, training
+
+    calls: list[tuple[str, bool]] = []
+
+    def recorded(module, name):
+        real = getattr(module, name)
+
+        def call(*args, **kwargs):
+            calls.append((name, threading.current_thread() is threading.main_thread()))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, call)
+
+    for module, name in ((api, "simulate"), (api, "run"), (training, "train"),
+                         (stacks, "simulate_stack"), (stacks, "run_stack")):  # fmt: skip
+        recorded(module, name)
+    return calls
+
+
+def _tiny_dataset(folder):
+    from skimage.io import imsave
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        imsave(folder / f"im{i}.png", (rng.random((48, 48)) * 255).astype(np.uint8))
+    return folder
+
+
+def test_a_whole_session_leaves_no_worker_and_no_layer_hidden_or_lost(
+    viewer, qtbot, tmp_path, heavy
+):
+    """Open a sample → simulate → reconstruct → compare → train → use the prior → close the
+    dock mid-run → reopen. Every heavy call ran in a worker, none is left running, and the
+    layers are all there, shown as before the comparison."""
+    from qtpy.QtCore import QThreadPool
+
+    from deq_explorer.registry import priors as prior_registry
+
+    explorer = dock(viewer, "DEQ Explorer")
+    (truth,) = viewer.open_sample(PLUGIN, "phantom")
+    explorer.reset_choices()
+    problem = explorer.problem
+    problem.image.value = truth
+    problem.operator.set_spec("deblur:sigma=1.0")
+    y = simulated(qtbot, problem)
+
+    rec = explorer.reconstruct
+    rec.reset_choices()
+    assert rec.measurement.value is y  # follows the new measurement
+    rec.prior.choice.value = "tv"
+    rec.max_iter.value = 4
+    assert rec.run()
+    wait_done(qtbot, rec)
+    before = {layer.name: layer.visible for layer in viewer.layers}
+    assert all(before.values())
+
+    compare = explorer.compare
+    compare.reset_choices()
+    compare.set_ticked(["identity", "tv"])
+    compare.max_iter.value = 3
+    assert compare.run()
+    wait_done(qtbot, compare)
+    assert viewer.canvas.grid.enabled and not any(viewer.layers[n].visible for n in before)
+
+    train = explorer.train
+    train.mode.value = "awgn"
+    train.data.value = _tiny_dataset(tmp_path / "images")
+    train.steps.value, train.val_every.value = 2, 2
+    train.batch.value, train.crop.value = 2, 32
+    train.device.value = "cpu"
+    train.out.value = tmp_path / "session.safetensors"
+    assert train.start()
+    wait_done(qtbot, train, timeout=120_000)
+    trained = train.registered
+    try:
+        assert trained in rec.prior.choice.choices, train.status.text()
+        rec.prior.choice.value = trained
+        rec.max_iter.value = 3
+        assert rec.run()
+        wait_done(qtbot, rec)
+        assert rec.last.k == 3 and rec.result.name.startswith(trained.partition(":")[0])
+        assert not viewer.canvas.grid.enabled  # the comparison's arrangement given back
+        assert {n: viewer.layers[n].visible for n in before} == before
+        names = [layer.name for layer in viewer.layers]
+
+        rec.max_iter.value = 100_000  # close the dock in the middle of a solve
+        rec.tol.value = 0.0
+        assert rec.run()
+        qtbot.waitUntil(lambda: len(rec.frames) >= 2, timeout=30_000)
+        viewer.window.remove_dock_widget(explorer)
+        panels = (explorer.problem, rec, compare, train)
+        assert all(p.runner.wait(10.0) and not p.runner.running for p in panels)
+
+        again = dock(viewer, "DEQ Explorer")
+        assert trained in again.reconstruct.prior.choice.choices
+        assert QThreadPool.globalInstance().waitForDone(10_000)  # no worker thread left
+        assert not any(p.runner.running for p in (again.problem, again.reconstruct,
+                                                   again.compare, again.train))  # fmt: skip
+        assert all(n in viewer.layers for n in names)  # none lost
+        compared = {layer.name for layer in compare.layers.values()}
+        # none hidden but the comparison's results, kept in the list (tick to show them)
+        assert all(viewer.layers[n].visible != (n in compared) for n in names)
+        assert {n: viewer.layers[n].visible for n in before} == before
+    finally:
+        if trained in prior_registry:
+            prior_registry.unregister(trained)
+    done = {name for name, _ in heavy}
+    assert {"simulate", "run", "train"} <= done
+    assert not [name for name, in_gui in heavy if in_gui]  # all of it in workers

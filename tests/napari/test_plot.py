@@ -71,3 +71,21 @@ def test_unknown_values_marker_series_and_clear(plot, qtbot):
     assert plot.lines == {} and plot.marked is None and plot.xlim() == (0.0, 10.0)
     plot.apply_theme("light")
     plot.repaint()
+
+
+@pytest.mark.parametrize("width", [700, 220])
+def test_the_legend_sits_above_the_axes_and_covers_no_curve(plot, qtbot, width):
+    """Compare's legend: in rows above the axes (wrapped in a narrow dock), never over them."""
+    plot.resize(width, 300)
+    assert plot.layout()[0] is None  # one series: no legend
+    names = ["identity", "tv:weight=0.01", "dncnn-awgn", "deq-mri-radial10"]
+    for name in names:
+        plot.set_series(name, history(30))
+    legend, axes = plot.layout()
+    assert legend is not None and legend.width() > 0 and legend.height() > 0
+    assert all(not legend.intersects(rect) for rect in axes)
+    assert legend.bottom() < axes[0].top() and axes[-1].bottom() <= plot.height()
+    assert legend.right() <= plot.width() and legend.left() >= 0
+    line = plot.fontMetrics().height()
+    assert (legend.height() > 1.5 * line) == (width < 300)  # a narrow plot wraps the names
+    plot.repaint()  # and it paints

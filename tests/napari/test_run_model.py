@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from deq_explorer import api
-from deq_explorer._napari._jobs import compare_job, solve_job
-from deq_explorer._napari._run import Comparison, Run, StackPolicy, takes_start
+from deq_explorer import api, stacks
+from deq_explorer._napari._jobs import compare_job, solve_job, stack_job
+from deq_explorer._napari._run import Comparison, Run, StackPolicy, StackRun, takes_start
 
 pytest.importorskip("napari")  # the model lives in the GUI package
 
@@ -71,3 +71,30 @@ def test_a_comparison_dispatches_frames_to_its_runs(problem) -> None:
 def test_the_start_image_need_comes_from_the_registry() -> None:
     assert takes_start("mcnet-admm") and takes_start("mcnet-admm:beta=2")
     assert not takes_start("pnp-pgm") and not takes_start(None) and not takes_start("nope:x")
+
+
+def test_a_stack_run_fills_its_images_batch_by_batch(monkeypatch) -> None:
+    images = np.random.default_rng(1).random((5, 1, 24, 24)).astype(np.float32)
+    stack = stacks.simulate_stack(images, "deblur:sigma=1.0", noise=0.01)
+    monkeypatch.setattr(stacks, "MAX_BATCH", 2)
+    request = api.Request(prior="tv:weight=0.02", max_iter=4, tol=0).settled()
+    run = StackRun(stack, request, source={"measurement": "y · deblur · vol", "problem": {}})
+    assert run.total == 20 and run.progress() == 0 and run.result_name == "tv · deblur · vol"
+    frames = list(stack_job(stack, request, stop=never))
+    assert [(f.start, f.stop) for f in frames] == [(0, 2)] * 4 + [(2, 4)] * 4 + [(4, 5)] * 4
+    assert frames[3].x.shape == (2, 1, 24, 24) and len(frames[3].psnr_items) == 2
+    run.add(frames[:6])
+    assert run.batch == 2 and run.progress() == 2 * 4 + 2 * 2
+    assert run.take_fresh() == (0, 4) and run.take_fresh() is None  # the first images of each
+    assert run.live_text().startswith("images 3–4 of 5 (batches of 2) · iteration 2")
+    assert run.series_name() == "images 3–4" and run.history()["k"] == [1, 2]
+    run.add(frames[6:])
+    assert run.progress() == run.total and run.finished and run.series_name() == "image 5"
+    assert run.status() == "max_iter" and run.record.iterations == [4] * 5
+    np.testing.assert_allclose(run.x[4], frames[-1].x[0])
+    np.testing.assert_allclose(run.per_image()["psnr"], run.record.psnr)
+    assert run.final_text().startswith("5 images: 5 stopped at the iteration cap")
+    meta = run.metadata("reconstruction")
+    assert meta["stack"] == {"shape": [5], "batch": 2} and meta["measurement"] == "y · deblur · vol"
+    assert meta["config"]["prior"] == "tv:weight=0.02" and len(meta["images"]["ssim"]) == 5
+    assert run.images().shape == (5, 1, 24, 24)
