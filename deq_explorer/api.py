@@ -15,7 +15,7 @@ import math
 import numbers
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from deq_explorer.tuning import (
     METHODS,
     Candidate,
     Tuning,
+    drain,
     minimise,
     probe,
     root,
@@ -95,6 +96,7 @@ __all__ = [
     "start_image",
     "trained_settings",
     "tune",
+    "tune_steps",
 ]
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt")
@@ -699,6 +701,21 @@ def tune(
     Tuning
         The value, the prior's spec with it, and every candidate tried.
     """
+    steps = tune_steps(problem, request, method=method, stop=stop, **options)
+    return drain(steps, on_candidate)
+
+
+def tune_steps(
+    problem: Problem,
+    request: Request | None = None,
+    /,
+    *,
+    method: str = METHODS[0],
+    stop: Callable[[], bool] | None = None,
+    **options: Any,
+) -> Generator[Candidate, None, Tuning]:
+    """:func:`tune` as a generator: yields each candidate once solved, returns the
+    :class:`~deq_explorer.tuning.Tuning` (for a GUI worker that shows candidates as they come)."""
     request = _request(request, options)
     if method not in METHODS:
         raise RequestError("method", f"must be one of {', '.join(METHODS)}, got {method!r}")
@@ -746,13 +763,10 @@ def tune(
             with torch.no_grad():
                 score = float(torch.linalg.vector_norm(op.A(first.x) - y)) / norm
             iterations = first.iterations
-        c = Candidate(value, score, iterations)
-        if on_candidate is not None:
-            on_candidate(c)
-        return c
+        return Candidate(value, score, iterations)
 
     search = minimise if method == "sure" else root
-    value, candidates, note = search(candidate, start, stop=stop)
+    value, candidates, note = yield from search(candidate, start, stop=stop)
     return Tuning(option, value, spec(value), method, candidates, note)
 
 

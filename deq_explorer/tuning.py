@@ -25,8 +25,9 @@ candidate tried before it (warm start).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -35,7 +36,18 @@ from deq_explorer.operators.base import LinearOperator
 from deq_explorer.operators.noise import add_noise
 from deq_explorer.scale import noise_norm
 
-__all__ = ["FACTOR", "METHODS", "Candidate", "Tuning", "minimise", "probe", "root", "sure"]
+__all__ = [
+    "FACTOR",
+    "METHODS",
+    "Candidate",
+    "Search",
+    "Tuning",
+    "drain",
+    "minimise",
+    "probe",
+    "root",
+    "sure",
+]
 
 #: bracketing step: each candidate outside the bracket is this factor further out
 FACTOR = 4.0
@@ -117,6 +129,24 @@ def _best(tried: list[Candidate], key: Callable[[Candidate], float]) -> float:
     return min(tried, key=key).value
 
 
+R = TypeVar("R")
+#: a search: yields each candidate as it is scored, returns ``(value, candidates, note)``
+Search = Generator[Candidate, None, tuple[float, tuple[Candidate, ...], str]]
+
+
+def drain(
+    steps: Generator[Candidate, None, R], on_candidate: Callable[[Candidate], None] | None = None
+) -> R:
+    """Run a search (or anything yielding candidates) to its end; its return value."""
+    while True:
+        try:
+            c = next(steps)
+        except StopIteration as end:
+            return end.value
+        if on_candidate is not None:
+            on_candidate(c)
+
+
 def root(
     ratio: Callable[[float], Candidate],
     start: float,
@@ -124,11 +154,12 @@ def root(
     rtol: float = 0.05,
     max_candidates: int = 10,
     stop: Callable[[], bool] | None = None,
-) -> tuple[float, tuple[Candidate, ...], str]:
+) -> Search:
     """The value whose increasing score ``ratio(value).score`` is 1 (discrepancy).
 
     Brackets from ``start`` by :data:`FACTOR`, then bisects on a log scale; ends when
     ``|score − 1| ≤ rtol`` or after ``max_candidates``, with the candidate closest to 1.
+    A generator: it yields each candidate once scored (:func:`drain` runs it).
     """
     tried: list[Candidate] = []
     lo = hi = None  # values with a score below / above 1
@@ -140,6 +171,7 @@ def root(
     while len(tried) < max_candidates and not (stop is not None and stop()):
         c = ratio(value)
         tried.append(c)
+        yield c
         if gap(c) <= math.log1p(rtol):
             return value, tuple(tried), "the residual matches the expected noise norm"
         if c.score < 1:
@@ -167,22 +199,22 @@ def minimise(
     steps: int = 2,
     max_out: int = 3,
     stop: Callable[[], bool] | None = None,
-) -> tuple[float, tuple[Candidate, ...], str]:
+) -> Search:
     """The value minimising ``score(value).score``, assumed unimodal in ``log value``.
 
     Tries ``start / FACTOR``, ``start``, ``start · FACTOR``; moves out by
     :data:`FACTOR` (at most ``max_out`` times) while the best is at an end, then
     ``steps`` times tries the two log-midpoints around the best and keeps the best
-    of the three.
+    of the three. A generator, as :func:`root`.
     """
     tried: dict[float, Candidate] = {}
     order: list[Candidate] = []
 
-    def at(value: float) -> float:
+    def at(value: float) -> Generator[Candidate, None, None]:
         if value not in tried:
             tried[value] = c = score(value)
             order.append(c)
-        return tried[value].score
+            yield c
 
     def halted() -> bool:
         return stop is not None and stop()
@@ -191,14 +223,14 @@ def minimise(
     for v in grid:
         if halted():
             break
-        at(v)
+        yield from at(v)
     moves = 0
     while not halted() and len(tried) == len(grid) and moves < max_out:
         i = min(range(len(grid)), key=lambda j: tried[grid[j]].score)
         if 0 < i < len(grid) - 1:
             break
         grid = [grid[0] / FACTOR, *grid] if i == 0 else [*grid, grid[-1] * FACTOR]
-        at(grid[0] if i == 0 else grid[-1])
+        yield from at(grid[0] if i == 0 else grid[-1])
         moves += 1
     if not order:
         return start, (), "stopped before the first solve"
@@ -210,7 +242,7 @@ def minimise(
             break
         width = math.sqrt(width)
         for v in (best / width, best * width):
-            at(v)
+            yield from at(v)
         best = min(tried, key=lambda v: tried[v].score)
     note = (f"the smallest risk estimate of {len(order)} candidates"
             + (" (at the edge of the range searched)" if edge else ""))  # fmt: skip

@@ -12,7 +12,7 @@ from deq_explorer import api, cli, metrics
 from deq_explorer.images import load_image
 from deq_explorer.priors.checkpoint import SIGMA_FLOOR, sigma_rule
 from deq_explorer.scale import Scale, noise_norm
-from deq_explorer.tuning import FACTOR, Candidate, minimise, root
+from deq_explorer.tuning import FACTOR, Candidate, drain, minimise, root
 
 
 @pytest.fixture(scope="module")
@@ -27,21 +27,21 @@ def test_minimise_finds_the_minimum_of_a_unimodal_score_within_its_last_step():
         calls.append(v)
         return Candidate(v, (math.log(v) - math.log(0.3)) ** 2, 1)
 
-    value, tried, note = minimise(score, 0.01)  # three factors of 4 below the minimum
+    value, tried, note = drain(minimise(score, 0.01))  # three factors of 4 below the minimum
     assert abs(math.log(value / 0.3)) <= math.log(FACTOR) / 4  # within the last half-width
     assert [c.value for c in tried] == calls and len(set(calls)) == len(calls)  # no repeats
     assert "edge" not in note
 
 
 def test_minimise_says_when_the_best_is_at_the_edge_of_its_range():
-    value, tried, note = minimise(lambda v: Candidate(v, v, 1), 1.0, max_out=2)
+    value, tried, note = drain(minimise(lambda v: Candidate(v, v, 1), 1.0, max_out=2))
     assert value == min(c.value for c in tried) and "edge" in note
 
 
 def test_root_bisects_a_monotone_ratio_to_its_tolerance():
-    value, _, note = root(lambda v: Candidate(v, v / 0.02, 1), 1.0, rtol=0.05)
+    value, _, note = drain(root(lambda v: Candidate(v, v / 0.02, 1), 1.0, rtol=0.05))
     assert abs(value / 0.02 - 1) <= 0.05 and "matches" in note
-    value, _, note = root(lambda v: Candidate(v, 0.5, 1), 1.0, max_candidates=4)
+    value, _, note = drain(root(lambda v: Candidate(v, 0.5, 1), 1.0, max_candidates=4))
     assert "not bracketed" in note and value == 1.0  # the ratio never reaches 1
 
 

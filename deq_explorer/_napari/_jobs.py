@@ -9,6 +9,7 @@ the benchmark runs them headless.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -95,9 +96,17 @@ def release_memory(problem: Solvable) -> None:
 def solve_job(
     problem: api.Problem, request: api.Request, run: int = 0, *, stop: Callable[[], bool]
 ) -> Iterator[Frame]:
-    """Stream :func:`api.run` as frames; the last frame carries the final status."""
+    """Stream :func:`api.run` as frames; the last frame carries the final status.
+
+    A prior option given as ``auto`` is tuned first (:func:`api.tune_steps`): each
+    candidate and then the :class:`~deq_explorer.tuning.Tuning` come before the frames.
+    """
     torch.set_grad_enabled(False)
     try:
+        if api.auto_option(request.prior) is not None:
+            tuning = yield from api.tune_steps(problem, request, stop=stop)
+            yield tuning
+            request = dataclasses.replace(request, prior=tuning.spec)
         for it in api.run(problem, request, stop=stop):
             yield to_frame(it, problem.x_true, run)
     finally:

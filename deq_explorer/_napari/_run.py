@@ -10,6 +10,7 @@ widget or touches a layer, so the model is tested without a viewer.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from deq_explorer import api, runs, stacks
 from deq_explorer._napari._jobs import Frame, StackFrame
 from deq_explorer.fixedpoint.loop import contraction_rate
 from deq_explorer.registry import parse_spec, solvers
+from deq_explorer.tuning import Candidate, Tuning
 
 __all__ = [
     "STATUS_WORDS",
@@ -88,6 +90,8 @@ class _Solve:
         self.request = request
         self.source = {"started": time.time(), **(source or {})}
         self.error: str | None = None
+        self.candidates: list[Candidate] = []  # an ``auto`` option's tuning, as it goes
+        self.tuning: Tuning | None = None  # ... and its outcome
 
     def fail(self, message: str) -> None:
         self.error = message
@@ -106,12 +110,35 @@ class _Solve:
         return f"{prior} · {problem}" if problem else prior
 
     def starting_text(self) -> str:
+        option = api.auto_option(self.request.prior)
+        if option is not None:
+            return f"choosing {option} from the data (SURE: a few solves) before the solve …"
         return f"running {self.label} · {self.request.solver} …"
 
+    def tuned(self, message: Candidate | Tuning) -> None:
+        """Take a tuning message of the job (a candidate tried, then the outcome)."""
+        if isinstance(message, Tuning):
+            self.tuning = message
+        else:
+            self.candidates.append(message)
+
+    def tuning_text(self) -> str:
+        """The tuning so far in words (candidates tried, the value chosen)."""
+        if self.tuning is not None:
+            t = self.tuning
+            return f"{t.option} = {t.value:.4g} from {len(t.candidates)} candidates ({t.note})"
+        c = self.candidates[-1]
+        return (f"choosing {api.auto_option(self.request.prior)}: candidate "
+                f"{len(self.candidates)}, {c.value:.4g} → score {c.score:.3g}")  # fmt: skip
+
     def _config(self, problem: api.Problem) -> dict[str, Any]:
-        """The request as solved: with the options the prior derived from the problem."""
+        """The request as solved: with the options the prior derived from the problem (and
+        the value an ``auto`` option was tuned to, with its candidates)."""
         config = self.request.config()
-        config["prior"] = api.problem_defaults(self.request.prior, problem)
+        prior = self.request.prior if self.tuning is None else self.tuning.spec
+        config["prior"] = api.problem_defaults(prior, problem)
+        if self.tuning is not None:
+            config["tuning"] = dataclasses.asdict(self.tuning)
         return config
 
     def _origin(self) -> dict[str, Any]:
@@ -208,7 +235,8 @@ class Run(_Solve):
         rate = self.metrics()["rate"]
         slow = f"; residual ratio ≈ {rate:.3f} per iteration" if (
             f.status in ("max_iter", "stalled") and rate is not None) else ""  # fmt: skip
-        return f"{said} after {f.k} iterations ({f.seconds:.2f} s){psnr}{slow}"
+        tuned = "" if self.tuning is None else f"; {self.tuning_text()}"
+        return f"{said} after {f.k} iterations ({f.seconds:.2f} s){psnr}{slow}{tuned}"
 
     def metrics(self) -> dict[str, Any]:
         f = self.last

@@ -14,9 +14,9 @@ from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import QLabel, QProgressBar, QWidget
 
 from deq_explorer import api
-from deq_explorer._napari._fields import Field, field
+from deq_explorer._napari._fields import Field, Text, field
 from deq_explorer.errors import SpecError
-from deq_explorer.registry import Registry, accelerators, parse_spec, solvers
+from deq_explorer.registry import Registry, accelerators, format_spec, parse_spec, solvers
 
 __all__ = [
     "ProgressBar",
@@ -143,10 +143,19 @@ class SpecPicker(Container):
         name, given = parse_spec(spec)
         if name not in self.registry:
             return
-        entry, values = self.registry.options_of(spec)
+        auto = {k for k, v in given.items() if v.strip().lower() == api.AUTO}  # tuned later
+        rest = {k: v for k, v in given.items() if k not in auto}
+        entry, values = self.registry.options_of(format_spec(name, rest))
         self.choice.value = entry.name  # a new name rebuilds the fields
+        for key in auto:
+            f = self.fields.get(key)
+            if not (isinstance(f, Text) and f.option.type is float):
+                raise SpecError(f"{self.registry.kind} option {key!r}: only a float option can "
+                                f"be {api.AUTO!r}")  # fmt: skip
         for key, f in self.fields.items():
-            if key in given:
+            if key in auto:
+                f.widget.value = api.AUTO
+            elif key in given:
                 self.set_option(key, values[key])
             else:
                 f.reset()

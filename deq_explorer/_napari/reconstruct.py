@@ -34,6 +34,7 @@ from deq_explorer.errors import LayerError
 from deq_explorer.priors.checkpoint import register_checkpoint, register_user_priors
 from deq_explorer.registry import priors
 from deq_explorer.stacks import Stack
+from deq_explorer.tuning import Candidate, Tuning
 
 if TYPE_CHECKING:
     import napari
@@ -454,6 +455,11 @@ class ReconstructPanel(QWidget):
     def _on_frames(self, batch: list[Any]) -> None:
         run = self.model
         frames = [m for m in batch if isinstance(m, (Frame, StackFrame))]
+        tuning = [m for m in batch if isinstance(m, (Candidate, Tuning))]
+        for message in tuning:
+            run.tuned(message)
+        if tuning and not frames:
+            self.status.setText(run.tuning_text())
         run.add(frames)
         for failed in (m for m in batch if isinstance(m, Failed)):
             run.fail(failed.message)

@@ -1262,3 +1262,27 @@ def test_a_whole_session_leaves_no_worker_and_no_layer_hidden_or_lost(
     done = {name for name, _ in heavy}
     assert {"simulate", "run", "train"} <= done
     assert not [name for name, in_gui in heavy if in_gui]  # all of it in workers
+
+
+def test_an_auto_strength_is_tuned_in_the_worker_and_its_candidates_shown(viewer, qtbot):
+    """``tv:weight=auto``: the candidates come before the frames, the status shows them, the
+    result records the value chosen and every candidate."""
+    _, y = small_problem(viewer, qtbot, operator="deblur", noise=0.02)
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.prior.set_spec("tv:weight=auto")
+    panel.max_iter.value = 15
+    assert panel.prior.spec.startswith("tv:weight=auto")
+    texts = []
+    assert panel.run(), panel.status.text()
+    texts.append(panel.status.text())
+    qtbot.waitUntil(lambda: bool(panel.model.candidates) or not panel.runner.running)
+    wait_done(qtbot, panel)
+    run = panel.model
+    assert texts[0].startswith("choosing weight from the data")
+    assert run.tuning is not None and len(run.candidates) >= 3
+    assert tuple(run.candidates) == run.tuning.candidates
+    assert "weight = " in panel.status.text() and panel.last.k >= 1
+    config = panel.result.metadata[_problems.KEY]["config"]
+    assert config["prior"] == run.tuning.spec and len(config["tuning"]["candidates"]) >= 3
