@@ -235,6 +235,8 @@ class Run(_Solve):
         rate = self.metrics()["rate"]
         slow = f"; residual ratio ≈ {rate:.3f} per iteration" if (
             f.status in ("max_iter", "stalled") and rate is not None) else ""  # fmt: skip
+        if slow and rate >= 1:
+            slow += " — the map does not contract at these settings (try a smaller step)"
         tuned = "" if self.tuning is None else f"; {self.tuning_text()}"
         return f"{said} after {f.k} iterations ({f.seconds:.2f} s){psnr}{slow}{tuned}"
 

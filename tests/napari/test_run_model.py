@@ -50,6 +50,16 @@ def test_a_run_keeps_frames_stack_and_metadata(problem) -> None:
     assert "residual ratio ≈" in run.final_text() and 0 < meta["metrics"]["rate"] < 1
 
 
+def test_a_map_that_does_not_contract_is_said_so(problem) -> None:
+    """SD-RED with step 2.1 from zeros on the identity prior: the error grows each step."""
+    request = api.Request(prior="identity", solver="red-sd:gamma=2.1", accel="none",
+                          max_iter=20, tol=0, w=np.zeros((1, 24, 24), np.float32))  # fmt: skip
+    run = Run(problem, request)
+    run.add(list(solve_job(problem, request, stop=never)))
+    assert run.metadata("reconstruction")["metrics"]["rate"] > 1
+    assert "does not contract" in run.final_text()
+
+
 def test_the_stack_policy_respects_the_budget() -> None:
     tiny = StackPolicy.within(budget_mb=1, every=1, max_iter=1000, shape=(3, 512, 512))
     assert tiny.capacity == 1  # one 3 MB iterate is over budget: still keep one
