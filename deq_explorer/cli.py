@@ -399,7 +399,7 @@ def _solve(problem, request, args: argparse.Namespace, progress: bool) -> dict[s
         "status": solution.status.value,
         "iterations": solution.iterations,
         "rate": solution.rate,
-        "tuning": None if tuning is None else _tuning_record(tuning),
+        "tuning": None if tuning is None else dataclasses.asdict(tuning),
         "seconds": round(seconds, 4),
         "psnr": history["psnr"][-1],
         "ssim": history["ssim"][-1],
@@ -431,11 +431,6 @@ def _tune(problem, request, args: argparse.Namespace):
     if not (args.quiet or args.json):
         print(f"deq-explorer: {option} = {tuning.value:.4g} ({tuning.note})", file=sys.stderr)
     return tuning
-
-
-def _tuning_record(tuning) -> dict[str, Any]:
-    """JSON-ready :class:`~deq_explorer.tuning.Tuning`."""
-    return dataclasses.asdict(tuning)
 
 
 def _public(result: dict[str, Any]) -> dict[str, Any]:

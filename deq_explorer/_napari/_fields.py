@@ -116,10 +116,15 @@ class Text(Field):
     def text(self) -> str | None:
         return self.widget.value.strip() or None
 
+    @property
+    def takes_auto(self) -> bool:
+        """Whether the field may hold ``auto`` (a float: tuned by :func:`api.tune`)."""
+        return self.option.type is float
+
     def problem(self) -> str:
         """Why the text is not a value of the option ("" if it is one, or empty)."""
         text, o = self.widget.value.strip(), self.option
-        if not text or (text.lower() == api.AUTO and o.type is float):
+        if not text or (text.lower() == api.AUTO and self.takes_auto):
             return ""  # auto: tuned from the data before the solve (api.tune)
         try:
             value = o.parse(text)

@@ -143,13 +143,14 @@ class SpecPicker(Container):
         name, given = parse_spec(spec)
         if name not in self.registry:
             return
-        auto = {k for k, v in given.items() if v.strip().lower() == api.AUTO}  # tuned later
+        option = api.auto_option(spec)  # tuned later
+        auto = set() if option is None else {option}
         rest = {k: v for k, v in given.items() if k not in auto}
         entry, values = self.registry.options_of(format_spec(name, rest))
         self.choice.value = entry.name  # a new name rebuilds the fields
         for key in auto:
             f = self.fields.get(key)
-            if not (isinstance(f, Text) and f.option.type is float):
+            if not (isinstance(f, Text) and f.takes_auto):
                 raise SpecError(f"{self.registry.kind} option {key!r}: only a float option can "
                                 f"be {api.AUTO!r}")  # fmt: skip
         for key, f in self.fields.items():

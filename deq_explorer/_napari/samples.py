@@ -134,17 +134,14 @@ def mcnet_sr2_problem() -> list[LayerData]:
     β; give the backbone layer as ``w``.
     """
     truth = _experiment_image("astronaut", 144)
+    name = "w · srcnn-x2"  # the experiment starts from the backbone's output
     layers, problem = _problem(
-        truth, "layer:astronaut 144²", "sr-bicubic:scale=2", 0.0, 0, preset="mcnet-sr2"
-    )
+        truth, "layer:astronaut 144²", "sr-bicubic:scale=2", 0.0, 0, preset="mcnet-sr2",
+        start_layer=name,
+    )  # fmt: skip
     w, _ = to_layer_data(api.backbone(problem, "srcnn-x2")[0].cpu().numpy())
     meta = {KEY: {"role": "backbone", "backbone": "srcnn-x2", "operator": "sr-bicubic:scale=2"}}
-    name = "w · srcnn-x2"
     layers.append((w, {"name": name, "contrast_limits": (0.0, 1.0), "metadata": meta}, "image"))
-    for _, kwargs, _ in layers:  # the experiment starts from the backbone's output
-        preset = kwargs.get("metadata", {}).get(KEY, {}).get("preset")
-        if preset is not None:
-            preset["start_layer"] = name
     return layers
 
 
@@ -174,13 +171,14 @@ def _problem(
     seed: int,
     solve_operator: str | None = None,
     preset: str | None = None,
+    start_layer: str | None = None,
 ) -> tuple[list[LayerData], api.Problem]:
     """Truth, measurement (with its recipe), mask if any, ``init(y)``; and the problem.
 
     The layers are named after the problem (``y · sr:scale=3,sigma=1.5 · camera 240²``) and
     the measurement lies over the truth (a ×3 SR measurement at scale 3). ``preset`` names
     the experiment's solve (:data:`deq_explorer.presets.PRESETS`), kept in the recipe for
-    the Reconstruct panel.
+    the Reconstruct panel with ``start_layer``, the layer its solve starts from (``w``).
     """
     image = load_image(source) if source.startswith("sample:") else truth[0][None]
     problem = api.simulate(
@@ -191,6 +189,6 @@ def _problem(
     if solve_operator:
         recipe["provenance"] += f"; reconstructed with the model {solve_operator}"
     if preset is not None:
-        recipe["preset"] = {"name": preset, **PRESETS[preset].config()}
+        recipe["preset"] = {"name": preset, **PRESETS[preset].config(), "start_layer": start_layer}
     name = problem_name(operator, truth[1]["name"], solve_operator)
     return [truth, *problem_layers(problem, recipe, name)], problem

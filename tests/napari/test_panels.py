@@ -99,6 +99,18 @@ def wait_done(qtbot, panel, timeout=60_000):
     qtbot.waitUntil(lambda: not panel.runner.running, timeout=timeout)
 
 
+def reconstructed(viewer, qtbot, y, prior, max_iter):
+    """The Reconstruct panel after running ``prior`` on measurement ``y`` to its end."""
+    panel = dock(viewer, "Reconstruct")
+    panel.reset_choices()
+    panel.measurement.value = y
+    panel.prior.set_spec(prior)
+    panel.max_iter.value = max_iter
+    assert panel.run(), panel.status.text()
+    wait_done(qtbot, panel)
+    return panel
+
+
 def test_manifest_validates_with_imports():
     from npe2 import PluginManifest
 
@@ -148,13 +160,7 @@ def test_file_samples_reconstruct_in_the_panel(viewer, qtbot):
     assert recipe["file"].endswith("phantom_kspace_radial30.npz") and y.data.shape == (256, 256)
     problem = _problems.problem_of(y, viewer.layers)
     assert problem.y.is_complex() and problem.x_true is not None  # the phantom as reference
-    panel = dock(viewer, "Reconstruct")
-    panel.reset_choices()
-    panel.measurement.value = y
-    panel.prior.choice.value = "tv"
-    panel.max_iter.value = 30
-    assert panel.run()
-    wait_done(qtbot, panel)
+    panel = reconstructed(viewer, qtbot, y, "tv", max_iter=30)
     assert panel.last.psnr > metrics.psnr(problem.x_init(), problem.x_true) + 5
     (blurred,) = viewer.open_sample(PLUGIN, "blurred_photo")
     assert _problems.problem_of(blurred, viewer.layers).x_true is None  # no ground truth
@@ -830,14 +836,7 @@ def test_a_saved_run_reopens_with_its_curves(viewer, qtbot, tmp_path, notes):
 
 def test_a_rerun_starts_from_the_last_result(viewer, qtbot):
     _, y = small_problem(viewer, qtbot, operator="deblur:sigma=1.0")
-    panel = dock(viewer, "Reconstruct")
-    panel.reset_choices()
-    panel.measurement.value = y
-    panel.prior.choice.value = "tv"
-    panel.prior.set_spec("tv:weight=0.02")
-    panel.max_iter.value = 300
-    assert panel.run()
-    wait_done(qtbot, panel)
+    panel = reconstructed(viewer, qtbot, y, "tv:weight=0.02", max_iter=300)
     first = panel.last
     assert first.status == "converged" and panel.config.w is None  # nothing to start from yet
     panel.prior.set_spec("tv:weight=0.021")  # a small change of a setting
@@ -956,13 +955,7 @@ def test_a_volume_simulates_from_the_slice_on_screen(viewer, qtbot):
     viewer.add_layer(y)
     rebuilt = _problems.problem_of(y, viewer.layers)
     np.testing.assert_array_equal(rebuilt.x_true.cpu().numpy(), made.x_true.cpu().numpy())
-    panel = dock(viewer, "Reconstruct")
-    panel.reset_choices()
-    panel.measurement.value = y
-    panel.prior.choice.value = "tv"
-    panel.max_iter.value = 5
-    assert panel.run()
-    wait_done(qtbot, panel)
+    panel = reconstructed(viewer, qtbot, y, "tv", max_iter=5)
     assert panel.last.k == 5 and panel.last.psnr > metrics.psnr(made.x_init(), made.x_true)
 
 
